@@ -1,0 +1,1 @@
+"""Engines orchestrate the same step commands: local (embedded), cwl (cwltool), reana."""

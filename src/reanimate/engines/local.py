@@ -1,0 +1,359 @@
+"""The local engine: each step a process, in dependency order, cached by content.
+
+Independent steps run concurrently (up to --jobs). A failing step stops its dependants; what
+completed stays in the cache. Every run writes a provenance record.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from reanimate.engines.cache import StepCache, step_key
+from reanimate.engines.commands import global_parameters, step_argv, step_parameters
+from reanimate.engines.provenance import environment, new_run_dir, now, write_provenance
+from reanimate.errors import ReanimateError
+from reanimate.hashing import HashMemo, sha256_file
+from reanimate.lock import lock_path, read_lock, spec_inputs, verify_input
+from reanimate.spec.graph import (
+    dependencies,
+    downstream,
+    parse_step_reference,
+    references,
+    topological_order,
+)
+from reanimate.spec.loader import LoadedSpec
+
+STDERR_TAIL = 20
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str = "pending"  # executed | cached | failed | skipped | not-selected
+    key: str | None = None
+    command: list[str] = field(default_factory=list)
+    inputs: dict[str, list[dict]] = field(default_factory=dict)
+    outputs: dict[str, dict] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    start: str | None = None
+    end: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    logs: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    records: dict[str, StepRecord]
+
+    def with_status(self, status: str) -> list[str]:
+        return [n for n, r in self.records.items() if r.status == status]
+
+    @property
+    def executed(self) -> list[str]:
+        return self.with_status("executed")
+
+    @property
+    def failed(self) -> list[str]:
+        return self.with_status("failed")
+
+    def summary(self) -> dict:
+        statuses = ("executed", "cached", "failed", "skipped")
+        return {"run": str(self.run_dir), **{s: self.with_status(s) for s in statuses}}
+
+
+class LocalRun:
+    def __init__(self, loaded: LoadedSpec, workdir: Path, jobs: int, force: bool,
+                 overrides: dict[str, str] | None, console: Console) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.workdir = workdir.resolve()
+        self.jobs = jobs
+        self.force = force
+        self.console = console
+        self.globals = global_parameters(self.spec, overrides)
+        self.deps = dependencies(self.spec)
+        self.order = topological_order(self.deps)
+        self.cache = StepCache(self.workdir)
+        self.memo = HashMemo(self.workdir / "hashes.json")
+        self.records = {name: StepRecord(name) for name in self.order}
+        self.external: dict[str, tuple[Path | None, str | None]] = {}
+        self.produced: dict[str, dict[str, tuple[Path, str]]] = {}  # step -> out -> (path, sha)
+
+    # -- selection and inputs -------------------------------------------------------------
+    def select(self, only: list[str] | None, from_step: str | None) -> set[str]:
+        for name in (only or []) + ([from_step] if from_step else []):
+            if name not in self.spec.steps:
+                raise ReanimateError(
+                    f"no step {name!r} in {self.loaded.path.name} (steps: {', '.join(self.order)})"
+                )
+        if only:
+            return set(only)
+        if from_step:
+            return downstream(self.deps, {from_step})
+        return set(self.order)
+
+    def needed(self, selected: set[str]) -> set[str]:
+        """Selected steps plus everything upstream of them (served from the cache)."""
+        needed, frontier = set(selected), list(selected)
+        while frontier:
+            for dep in self.deps[frontier.pop()]:
+                if dep not in needed:
+                    needed.add(dep)
+                    frontier.append(dep)
+        return needed
+
+    def verify_external_inputs(self, steps: set[str]) -> None:
+        """Hash every dataset file and file: input the steps read; refuse lock mismatches."""
+        lock = read_lock(self.loaded.path)
+        if lock is None:
+            self.console.print(f"[yellow]warning:[/yellow] no {lock_path(self.loaded.path).name};"
+                               " inputs are not verified (run `reanimate lock`)")
+        for key, item in spec_inputs(self.loaded, steps).items():
+            self.external[key] = (item.path, verify_input(item, lock, self.memo))
+
+    def resolve_inputs(self, name: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(paths, digests) per input name."""
+        paths: dict[str, list[str]] = {}
+        digests: dict[str, list[str]] = {}
+        for input_name, value in self.spec.steps[name].inputs.items():
+            paths[input_name], digests[input_name] = [], []
+            for ref in references(value):
+                for path, digest in self._resolve(ref):
+                    paths[input_name].append(path)
+                    digests[input_name].append(digest)
+        return paths, digests
+
+    def _resolve(self, ref: str) -> list[tuple[str, str]]:
+        if ref.startswith("datasets."):
+            files = self.spec.datasets[ref.removeprefix("datasets.")].files
+            return [self._external(f.path) for f in files]
+        if ref.startswith("file:"):
+            return [self._external(ref.removeprefix("file:"))]
+        producer, output = parse_step_reference(ref)
+        path, digest = self.produced[producer][output]
+        return [(str(path), digest)]
+
+    def _external(self, key: str) -> tuple[str, str]:
+        path, digest = self.external[key]
+        return (str(path) if path else key), (digest or f"remote:{key}")
+
+    # -- execution ------------------------------------------------------------------------
+    def prepare(self, name: str) -> tuple[str, dict, dict[str, list[str]]]:
+        paths, digests = self.resolve_inputs(name)
+        params = step_parameters(self.spec.steps[name], self.globals)
+        record = self.records[name]
+        record.parameters = params
+        record.inputs = {
+            k: [{"path": p, "sha256": d} for p, d in zip(paths[k], digests[k], strict=True)]
+            for k in paths
+        }
+        return step_key(self.spec.steps[name], params, digests), params, paths
+
+    def adopt(self, name: str, key: str, meta: dict) -> None:
+        entry = self.cache.entry_dir(name, key)
+        self.produced[name] = {
+            out: (entry / info["path"], info["sha256"]) for out, info in meta["outputs"].items()
+        }
+        record = self.records[name]
+        record.key = key
+        record.outputs = {out: {"path": str(p), "sha256": d}
+                          for out, (p, d) in self.produced[name].items()}
+        self._link_result(name, entry)
+
+    def _link_result(self, name: str, entry: Path) -> None:
+        results = self.workdir / "results"
+        results.mkdir(parents=True, exist_ok=True)
+        tmp = results / f".{name}-{uuid.uuid4().hex[:8]}"
+        tmp.symlink_to(os.path.relpath(entry, results))
+        os.replace(tmp, results / name)
+
+    def execute(self, name: str, key: str, params: dict, paths: dict, run_dir: Path) -> dict:
+        """Run one step in a scratch directory (worker thread); return the cache meta."""
+        step = self.spec.steps[name]
+        record = self.records[name]
+        scratch = self.workdir / "tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
+        scratch.mkdir(parents=True)
+        outputs = {out: str(scratch / rel) for out, rel in step.outputs.items()}
+        for path in outputs.values():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        record.command = step_argv(step, paths, outputs, params)
+        stdout_path = run_dir / "logs" / f"{name}.stdout"
+        stderr_path = run_dir / "logs" / f"{name}.stderr"
+        record.logs = {"stdout": str(stdout_path), "stderr": str(stderr_path)}
+        env = dict(os.environ, PYTHONHASHSEED="0", REANIMATE_STEP=name)
+        timeout = step.resources.timeout_seconds if step.resources else None
+        record.start = now()
+        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as errf:
+            try:
+                proc = subprocess.run(record.command, cwd=scratch, stdout=out, stderr=errf,
+                                      env=env, timeout=timeout, check=False)
+                record.exit_code = proc.returncode
+            except subprocess.TimeoutExpired:
+                record.exit_code = -1
+                record.message = f"timed out after {timeout} s"
+            except OSError as exc:
+                record.exit_code = -1
+                record.message = f"cannot start {record.command[0]!r}: {exc}"
+        record.end = now()
+        if record.exit_code == 0:
+            missing = [o for o, p in outputs.items() if not Path(p).exists()]
+            if missing:
+                record.exit_code = -1
+                record.message = f"exited 0 but did not write output(s): {', '.join(missing)}"
+        if record.exit_code != 0:
+            self._keep_failed(name, scratch)
+            tail = stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL:]
+            detail = record.message or f"exit code {record.exit_code}"
+            raise StepError(name, detail, tail)
+        return self.cache.store(name, key, scratch, step.outputs, record.as_dict(), self.memo)
+
+    def _keep_failed(self, name: str, scratch: Path) -> None:
+        failed = self.workdir / "failed" / name
+        if failed.exists():
+            shutil.rmtree(failed)
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(scratch, failed)
+
+
+class StepError(Exception):
+    def __init__(self, step: str, detail: str, tail: list[str]) -> None:
+        super().__init__(detail)
+        self.step, self.detail, self.tail = step, detail, tail
+
+
+def run_spec(
+    loaded: LoadedSpec,
+    workdir: Path,
+    *,
+    only: list[str] | None = None,
+    from_step: str | None = None,
+    jobs: int = 2,
+    force: bool = False,
+    overrides: dict[str, str] | None = None,
+    console: Console | None = None,
+) -> RunReport:
+    console = console or Console(stderr=True, highlight=False)
+    run = LocalRun(loaded, Path(workdir), jobs, force, overrides, console)
+    selected = run.select(only, from_step)
+    needed = run.needed(selected)
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    run_dir = new_run_dir(run.workdir)
+    started = now()
+    try:
+        run.verify_external_inputs(needed)
+        _schedule(run, selected, needed, run_dir)
+    finally:
+        run.memo.save()
+        records = run.records
+        for name in run.order:
+            if name not in needed:
+                records[name].status = "not-selected"
+        write_provenance(run_dir, {
+            "run": run_dir.name,
+            "spec": str(loaded.path),
+            "spec_sha256": sha256_file(loaded.path),
+            "workdir": str(run.workdir),
+            "started": started,
+            "ended": now(),
+            "environment": environment(),
+            "parameters": run.globals,
+            "steps": [records[n].as_dict() for n in run.order],
+        })
+    report = RunReport(run_dir, run.records)
+    _print_summary(console, report)
+    return report
+
+
+def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path) -> None:
+    console = run.console
+    pending = [n for n in run.order if n in needed]
+    running: dict[Future, str] = {}
+    done: set[str] = set()
+    blocked: set[str] = set()
+    started_at: dict[str, float] = {}
+    with ThreadPoolExecutor(max_workers=run.jobs) as pool:
+        while pending or running:
+            for name in list(pending):
+                if any(d in blocked for d in run.deps[name]):
+                    pending.remove(name)
+                    blocked.add(name)
+                    run.records[name].status = "skipped"
+                    run.records[name].message = "an upstream step failed"
+                    console.print(f"  [dim]-[/dim] {name}: skipped (upstream failed)")
+                    continue
+                if not all(d in done for d in run.deps[name]) or len(running) >= run.jobs:
+                    continue
+                key, params, paths = run.prepare(name)
+                run.records[name].key = key
+                meta = run.cache.lookup(name, key, run.spec.steps[name].outputs)
+                use_cache = meta is not None and not (run.force and name in selected)
+                if use_cache:
+                    pending.remove(name)
+                    run.adopt(name, key, meta)
+                    rec, orig = run.records[name], meta.get("record", {})
+                    rec.status = "cached"
+                    rec.command, rec.start, rec.end = orig.get("command", []), orig.get(
+                        "start"), orig.get("end")
+                    rec.exit_code = orig.get("exit_code")
+                    done.add(name)
+                    console.print(f"  [cyan]=[/cyan] {name}: cached")
+                    continue
+                if name not in selected:
+                    raise ReanimateError(
+                        f"step {name!r} is needed by the selected steps but has no valid cached "
+                        "result; run it first (without --only/--from)"
+                    )
+                pending.remove(name)
+                console.print(f"  [yellow]>[/yellow] {name}: running")
+                started_at[name] = time.monotonic()
+                running[pool.submit(run.execute, name, key, params, paths, run_dir)] = name
+            if not running:
+                if pending and not any(
+                    all(d in done for d in run.deps[n]) for n in pending
+                ):
+                    break
+                continue
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                record = run.records[name]
+                elapsed = time.monotonic() - started_at[name]
+                try:
+                    meta = future.result()
+                except StepError as exc:
+                    record.status = "failed"
+                    record.message = exc.detail
+                    blocked.add(name)
+                    console.print(f"  [red]x[/red] {name}: failed ({exc.detail}) after "
+                                  f"{elapsed:.1f} s; last lines of its stderr:")
+                    for line in exc.tail:
+                        console.print(f"      {line}", markup=False)
+                    continue
+                run.adopt(name, record.key, meta)
+                record.status = "executed"
+                done.add(name)
+                console.print(f"  [green]+[/green] {name}: done in {elapsed:.1f} s")
+
+
+def _print_summary(console: Console, report: RunReport) -> None:
+    counts = {s: len(report.with_status(s)) for s in ("executed", "cached", "failed", "skipped")}
+    text = ", ".join(f"{v} {k}" for k, v in counts.items() if v or k == "executed")
+    if counts["executed"] == 0 and not counts["failed"]:
+        text += " (nothing to do: every step is up to date)"
+    colour = "red" if counts["failed"] else "green"
+    console.print(f"[{colour}]{text}[/{colour}]; provenance: {report.run_dir}/provenance.json")

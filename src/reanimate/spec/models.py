@@ -1,0 +1,160 @@
+"""Pydantic v2 models of the analysis spec (see DESIGN.md, "The spec").
+
+Field-level rules live here (types, name patterns, Kubernetes memory strings); rules that need
+the whole spec (references, cycles, duplicate outputs) live in spec/checks.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+# REANA refuses dots in workflow names; names also become command-line flags and CWL ids.
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+# Kubernetes quantities as REANA accepts them: 512Mi, 2Gi, 1.5Gi, 4000000000.
+MEMORY_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei)?$")
+REFERENCE_PREFIXES = ("datasets.", "steps.", "file:")
+
+
+def _memory(value: str) -> str:
+    if not MEMORY_PATTERN.match(value):
+        raise ValueError(
+            f"memory {value!r} is not a Kubernetes quantity REANA accepts "
+            "(use binary units such as 512Mi or 2Gi, not 2GB or 2G)"
+        )
+    return value
+
+
+Memory = Annotated[str, AfterValidator(_memory)]
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError(f"a parameter must be a string, number or boolean, not {type(value).__name__}")
+
+
+Scalar = Annotated[Any, AfterValidator(_scalar)]
+
+
+def _reference(value: Any) -> Any:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("an empty list references nothing")
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"an input must be a reference string, not {type(item).__name__}")
+        if not item.startswith(REFERENCE_PREFIXES):
+            raise ValueError(
+                f"{item!r} is not a reference; use datasets.NAME, steps.STEP.OUTPUT or file:PATH"
+            )
+    return value
+
+
+Reference = Annotated[Any, AfterValidator(_reference)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Author(Strict):
+    name: str
+    affiliation: str | None = None
+    orcid: str | None = None
+
+
+class Metadata(Strict):
+    name: Name = Field(description="Analysis name; no dots (REANA refuses them).")
+    version: str
+    title: str | None = None
+    description: str | None = None
+    authors: list[Author] = Field(default_factory=list)
+    licence: str | None = None
+    references: list[str] = Field(default_factory=list)
+
+
+class Container(Strict):
+    image: str = Field(description="Image reference with an explicit tag, e.g. reanimate/agc:0.1.0")
+    build: str | None = Field(None, description="Build context, relative to the spec file.")
+    digest: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+
+class DatasetFile(Strict):
+    path: str = Field(description="Local path (relative to the spec), https:// or root:// URL.")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    entries: int | None = Field(None, ge=0)
+
+
+class Dataset(Strict):
+    description: str | None = None
+    process: str | None = None
+    variation: str | None = None
+    xsec_pb: float | None = Field(None, gt=0, description="Cross section in pb.")
+    files: list[DatasetFile] = Field(min_length=1)
+
+
+class Resources(Strict):
+    memory: Memory | None = None
+    cpus: float | None = Field(None, gt=0)
+    timeout_seconds: int | None = Field(None, gt=0)
+
+
+class DaskBlock(Strict):
+    workers: int = Field(2, ge=1, le=20, description="REANA allows at most 20 workers.")
+    threads_per_worker: int = Field(1, ge=1)
+    memory_per_worker: Memory = "2Gi"
+    image: str | None = Field(None, description="Worker image (REANA); default: the step's.")
+
+
+class MlflowBlock(Strict):
+    experiment: str
+    registered_model: str | None = None
+
+
+class Step(Strict):
+    description: str | None = None
+    program: str | None = Field(
+        None, description="Python module run as `python -m MODULE --NAME VALUE ...`."
+    )
+    command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="argv with {inputs.X}, {outputs.Y} and {parameters.Z} placeholders.",
+    )
+    container: str | None = None
+    inputs: dict[Name, Reference] = Field(default_factory=dict)
+    parameters: dict[Name, Scalar] = Field(default_factory=dict)
+    outputs: dict[Name, str] = Field(default_factory=dict)
+    resources: Resources | None = None
+    dask: DaskBlock | None = None
+    mlflow: MlflowBlock | None = None
+
+
+class Statistics(Strict):
+    hs3: str = Field(description="Reference to the HS3 JSON output, e.g. steps.statmodel.hs3")
+    pyhf: str | None = None
+    poi: str
+    measurement: str | None = None
+
+
+class Reinterpretation(Strict):
+    steps: list[Name] = Field(min_length=1, description="Steps rerun for a new signal.")
+    signal_sample: str = Field(description="Sample of the statistical model the signal fills.")
+    mode: Literal["add", "replace"] = "add"
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+
+
+class Spec(Strict):
+    spec_version: Literal[1] = Field(1, description="Version of the spec format.")
+    metadata: Metadata
+    containers: dict[Name, Container] = Field(default_factory=dict)
+    parameters: dict[Name, Scalar] = Field(default_factory=dict)
+    datasets: dict[Name, Dataset] = Field(default_factory=dict)
+    steps: dict[Name, Step] = Field(min_length=1)
+    statistics: Statistics | None = None
+    reinterpretation: Reinterpretation | None = None
