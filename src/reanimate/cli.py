@@ -105,10 +105,12 @@ def _parse_overrides(items: list[str]) -> dict[str, str]:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns the code of a typer.Exit instead of exiting
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except SpecError as exc:
         for problem in exc.problems:
-            err.print(str(problem), markup=False)
+            print(problem, file=sys.stderr)
         err.print(f"[red]{len(exc.problems)} problem(s)[/red]")
         sys.exit(exc.exit_code)
     except ReanimateError as exc:

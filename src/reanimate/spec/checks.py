@@ -1,4 +1,9 @@
-"""Whole-spec rules that a field validator cannot see: references, the step graph, outputs."""
+"""Whole-spec rules a field validator cannot see: references, the step graph, shared outputs.
+
+They run on the raw YAML data (defensively: anything of the wrong shape is skipped, since the
+pydantic pass reports it), so that a spec with a type error still gets its reference errors
+reported in the same pass.
+"""
 
 from __future__ import annotations
 
@@ -6,124 +11,168 @@ import importlib.util
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
+from typing import Any
 
-from reanimate.spec.graph import dependencies, find_cycle, parse_step_reference, references
-from reanimate.spec.models import Spec
+from reanimate.spec.graph import find_cycle, parse_step_reference
 from reanimate.spec.problems import did_you_mean
 from reanimate.spec.yaml_source import Loc
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\.([A-Za-z0-9_-]+)\}")
 PARAMETER_REF = re.compile(r"^\$\{parameters\.([A-Za-z0-9_-]+)\}$")
 
-# (loc, message, hint)
-Finding = tuple[Loc, str, str | None]
+Finding = tuple[Loc, str, str | None]  # (loc, message, hint)
 
 
-def check_spec(spec: Spec) -> Iterator[Finding]:
-    yield from _check_containers(spec)
-    yield from _check_parameters(spec)
-    for name, step in spec.steps.items():
-        yield from _check_step(spec, name, step)
-    yield from _check_outputs_unique(spec)
-    cycle = find_cycle(dependencies(spec))
+def _table(data: Any, key: str) -> dict:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _steps(data: dict) -> dict[str, dict]:
+    return {k: v for k, v in _table(data, "steps").items() if isinstance(v, dict)}
+
+
+def _refs(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, str)]
+
+
+def raw_dependencies(data: dict) -> dict[str, list[str]]:
+    steps = _steps(data)
+    deps: dict[str, list[str]] = {}
+    for name, step in steps.items():
+        found: list[str] = []
+        for value in _table(step, "inputs").values():
+            for ref in _refs(value):
+                parsed = parse_step_reference(ref)
+                # a self-reference is reported on its own, not as a cycle
+                if parsed and parsed[0] in steps and parsed[0] not in found + [name]:
+                    found.append(parsed[0])
+        deps[name] = found
+    return deps
+
+
+def check_spec(data: dict) -> Iterator[Finding]:
+    yield from _check_containers(data)
+    yield from _check_parameters(data)
+    for name, step in _steps(data).items():
+        yield from _check_step(data, name, step)
+    yield from _check_outputs_unique(data)
+    cycle = find_cycle(raw_dependencies(data))
     if cycle:
-        yield (("steps", cycle[0]), "steps form a cycle: " + " -> ".join(cycle), None)
-    yield from _check_statistics(spec)
-    yield from _check_reinterpretation(spec)
+        yield (("steps", cycle[0]), "steps form a cycle: " + " -> ".join(cycle),
+               "a step cannot depend on its own outputs, directly or not")
+    yield from _check_statistics(data)
+    yield from _check_reinterpretation(data)
 
 
-def _check_containers(spec: Spec) -> Iterator[Finding]:
-    for name, container in spec.containers.items():
-        image = container.image
-        last = image.rsplit("/", 1)[-1]
-        if "@sha256:" in image:
+def _check_containers(data: dict) -> Iterator[Finding]:
+    for name, container in _table(data, "containers").items():
+        image = container.get("image") if isinstance(container, dict) else None
+        if not isinstance(image, str) or "@sha256:" in image:
             continue
+        last = image.rsplit("/", 1)[-1]
         if ":" not in last:
             yield (("containers", name, "image"), f"image {image!r} has no tag",
-                   "pin an explicit tag such as :1.0.0; REANA refuses implicit latest")
+                   "pin an explicit tag such as :1.0.0; REANA refuses an implicit latest")
         elif last.endswith(":latest"):
             yield (("containers", name, "image"), f"image {image!r} uses the tag 'latest'",
                    "pin an explicit version tag; REANA refuses latest")
 
 
-def _check_parameters(spec: Spec) -> Iterator[Finding]:
-    for name, value in spec.parameters.items():
+def _check_parameters(data: dict) -> Iterator[Finding]:
+    for name, value in _table(data, "parameters").items():
         if isinstance(value, str) and PARAMETER_REF.match(value):
             yield (("parameters", name), "a global parameter cannot reference another", None)
 
 
-def _check_step(spec: Spec, name: str, step) -> Iterator[Finding]:
+def _check_step(data: dict, name: str, step: dict) -> Iterator[Finding]:
     base: Loc = ("steps", name)
-    if (step.program is None) == (step.command is None):
+    has_program, has_command = step.get("program") is not None, step.get("command") is not None
+    if has_program == has_command:
         yield (base, "a step needs exactly one of 'program' or 'command'",
                "program: a Python module; command: an argv list")
-    if step.program is not None and not _module_exists(step.program):
-        yield (base + ("program",), f"program module {step.program!r} cannot be imported",
+    program = step.get("program")
+    if isinstance(program, str) and not _module_exists(program):
+        yield (base + ("program",), f"program module {program!r} cannot be imported",
                "give a module runnable with python -m")
-    if step.container is not None and step.container not in spec.containers:
-        yield (base + ("container",), f"container {step.container!r} is not declared",
-               did_you_mean(step.container, list(spec.containers)) or "declare it under containers")
-    for input_name, value in step.inputs.items():
-        for ref in references(value):
-            yield from _check_reference(spec, name, base + ("inputs", input_name), ref)
-    for pname, value in step.parameters.items():
+    containers = _table(data, "containers")
+    container = step.get("container")
+    if isinstance(container, str) and container not in containers:
+        yield (base + ("container",), f"container {container!r} is not declared",
+               did_you_mean(container, list(containers)) or "declare it under containers")
+    for input_name, value in _table(step, "inputs").items():
+        for ref in _refs(value):
+            yield from _check_reference(data, name, base + ("inputs", input_name), ref)
+    parameters = _table(data, "parameters")
+    for pname, value in _table(step, "parameters").items():
         if isinstance(value, str) and value.startswith("${"):
             match = PARAMETER_REF.match(value)
             if not match:
                 yield (base + ("parameters", pname), f"malformed parameter reference {value!r}",
                        "write ${parameters.NAME}")
-            elif match.group(1) not in spec.parameters:
+            elif match.group(1) not in parameters:
                 yield (base + ("parameters", pname),
                        f"parameter {match.group(1)!r} is not declared under parameters",
-                       did_you_mean(match.group(1), list(spec.parameters)))
-    for oname, path in step.outputs.items():
+                       did_you_mean(match.group(1), list(parameters)))
+    for oname, path in _table(step, "outputs").items():
+        if not isinstance(path, str):
+            continue
         pure = PurePosixPath(path)
         if not path or pure.is_absolute() or ".." in pure.parts:
-            yield (base + ("outputs", oname), f"output path {path!r} must be relative, inside "
-                   "the step's directory", None)
-    if step.command:
-        for index, arg in enumerate(step.command):
-            for kind, key in PLACEHOLDER.findall(arg):
-                table = {"inputs": step.inputs, "outputs": step.outputs,
-                         "parameters": step.parameters}.get(kind)
-                if table is None:
+            yield (base + ("outputs", oname),
+                   f"output path {path!r} must be relative, inside the step's directory", None)
+    command = step.get("command")
+    if isinstance(command, list):
+        tables = {k: _table(step, k) for k in ("inputs", "outputs", "parameters")}
+        for index, arg in enumerate(command):
+            for kind, key in PLACEHOLDER.findall(str(arg)):
+                if kind not in tables:
                     yield (base + ("command", index), f"unknown placeholder {{{kind}.{key}}}",
                            "use {inputs.X}, {outputs.Y} or {parameters.Z}")
-                elif key not in table:
+                elif key not in tables[kind]:
                     yield (base + ("command", index),
                            f"placeholder {{{kind}.{key}}} names no {kind[:-1]} of this step",
-                           did_you_mean(key, list(table)))
+                           did_you_mean(key, list(tables[kind])))
 
 
-def _check_reference(spec: Spec, step_name: str, loc: Loc, ref: str) -> Iterator[Finding]:
+def _check_reference(data: dict, step_name: str, loc: Loc, ref: str) -> Iterator[Finding]:
     if ref.startswith("datasets."):
+        datasets = _table(data, "datasets")
         dataset = ref.removeprefix("datasets.")
-        if dataset not in spec.datasets:
+        if dataset not in datasets:
             yield (loc, f"dataset {dataset!r} is not declared",
-                   did_you_mean(dataset, list(spec.datasets)) or "declare it under datasets")
+                   did_you_mean(dataset, list(datasets)) or "declare it under datasets")
     elif ref.startswith("steps."):
-        producer, output = parse_step_reference(ref) or ("", "")
-        if not producer:
-            yield (loc, f"malformed reference {ref!r}", "write steps.STEP.OUTPUT")
-        elif producer not in spec.steps:
-            yield (loc, f"step {producer!r} does not exist",
-                   did_you_mean(producer, list(spec.steps)))
-        elif producer == step_name:
-            yield (loc, f"step {step_name!r} reads its own output {output!r}", None)
-        elif output not in spec.steps[producer].outputs:
-            yield (loc, f"step {producer!r} has no output {output!r}",
-                   did_you_mean(output, list(spec.steps[producer].outputs))
-                   or f"its outputs: {', '.join(spec.steps[producer].outputs) or 'none'}")
+        if step_name and parse_step_reference(ref) and parse_step_reference(ref)[0] == step_name:
+            yield (loc, f"step {step_name!r} reads its own output", None)
+            return
+        yield from _check_output_ref(data, loc, ref)
     elif ref.startswith("file:") and not ref.removeprefix("file:"):
         yield (loc, "empty file reference", "write file:PATH relative to the spec")
 
 
-def _check_outputs_unique(spec: Spec) -> Iterator[Finding]:
-    # Engines with one shared workspace (REANA serial, CWL outputs/) put every output in one
+def _check_output_ref(data: dict, loc: Loc, ref: str) -> Iterator[Finding]:
+    steps = _steps(data)
+    producer, output = parse_step_reference(ref) or ("", "")
+    if not producer:
+        yield (loc, f"{ref!r} is not a step output reference", "write steps.STEP.OUTPUT")
+    elif producer not in steps:
+        yield (loc, f"step {producer!r} does not exist", did_you_mean(producer, list(steps)))
+    elif output not in _table(steps[producer], "outputs"):
+        outputs = list(_table(steps[producer], "outputs"))
+        yield (loc, f"step {producer!r} has no output {output!r}",
+               did_you_mean(output, outputs) or f"its outputs: {', '.join(outputs) or 'none'}")
+
+
+def _check_outputs_unique(data: dict) -> Iterator[Finding]:
+    # Engines with one shared workspace (REANA serial, CWL's outputs/) put every output in one
     # folder, so two steps may not declare the same path.
     producers: dict[str, str] = {}
-    for name, step in spec.steps.items():
-        for oname, path in step.outputs.items():
+    for name, step in _steps(data).items():
+        for oname, path in _table(step, "outputs").items():
+            if not isinstance(path, str) or not path:
+                continue
             key = str(PurePosixPath(path))
             if key in producers and producers[key] != name:
                 yield (("steps", name, "outputs", oname),
@@ -132,32 +181,20 @@ def _check_outputs_unique(spec: Spec) -> Iterator[Finding]:
             producers.setdefault(key, name)
 
 
-def _check_output_ref(spec: Spec, loc: Loc, ref: str) -> Iterator[Finding]:
-    parsed = parse_step_reference(ref)
-    if not parsed or not parsed[0]:
-        yield (loc, f"{ref!r} is not a step output reference", "write steps.STEP.OUTPUT")
-    elif parsed[0] not in spec.steps:
-        yield (loc, f"step {parsed[0]!r} does not exist", did_you_mean(parsed[0], list(spec.steps)))
-    elif parsed[1] not in spec.steps[parsed[0]].outputs:
-        yield (loc, f"step {parsed[0]!r} has no output {parsed[1]!r}",
-               did_you_mean(parsed[1], list(spec.steps[parsed[0]].outputs)))
+def _check_statistics(data: dict) -> Iterator[Finding]:
+    statistics = _table(data, "statistics")
+    for key in ("hs3", "pyhf"):
+        if isinstance(statistics.get(key), str):
+            yield from _check_output_ref(data, ("statistics", key), statistics[key])
 
 
-def _check_statistics(spec: Spec) -> Iterator[Finding]:
-    if spec.statistics is None:
-        return
-    yield from _check_output_ref(spec, ("statistics", "hs3"), spec.statistics.hs3)
-    if spec.statistics.pyhf:
-        yield from _check_output_ref(spec, ("statistics", "pyhf"), spec.statistics.pyhf)
-
-
-def _check_reinterpretation(spec: Spec) -> Iterator[Finding]:
-    if spec.reinterpretation is None:
-        return
-    for index, step in enumerate(spec.reinterpretation.steps):
-        if step not in spec.steps:
+def _check_reinterpretation(data: dict) -> Iterator[Finding]:
+    steps = _steps(data)
+    listed = _table(data, "reinterpretation").get("steps")
+    for index, step in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(step, str) and step not in steps:
             yield (("reinterpretation", "steps", index), f"step {step!r} does not exist",
-                   did_you_mean(step, list(spec.steps)))
+                   did_you_mean(step, list(steps)))
 
 
 def _module_exists(module: str) -> bool:

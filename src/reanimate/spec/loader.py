@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from reanimate.errors import SpecError
 from reanimate.spec.checks import check_spec
-from reanimate.spec.models import Spec
+from reanimate.spec.models import NAME_PATTERN, Spec
 from reanimate.spec.problems import Problem, did_you_mean
 from reanimate.spec.yaml_source import Loc, YamlSource, YamlSyntaxError, parse_yaml
 
@@ -45,11 +45,12 @@ def validate_text(text: str, path: str = "<string>") -> tuple[Spec | None, list[
         kind = "empty" if source.data is None else type(source.data).__name__
         return None, [Problem(path, 1, 1, (), f"a spec must be a mapping, this document is {kind}",
                               "start with metadata:, steps:, ...")]
+    problems = [_problem(source, loc, msg, hint) for loc, msg, hint in check_spec(source.data)]
     try:
         spec = Spec.model_validate(source.data)
     except ValidationError as exc:
-        return None, _sorted(_translate(exc, source))
-    problems = [_problem(source, loc, msg, hint) for loc, msg, hint in check_spec(spec)]
+        spec = None
+        problems += _translate(exc, source)
     return (None if problems else spec), _sorted(problems)
 
 
@@ -107,8 +108,12 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "literal_error":
         return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {shown}"
     if kind == "string_pattern_mismatch":
-        return f"{given!r} is not a valid name: letters, digits, '_' and '-' only, " \
-               "starting with a letter (no dots: REANA refuses them)"
+        if error.get("ctx", {}).get("pattern") == NAME_PATTERN:
+            return f"{given!r} is not a valid name: letters, digits, '_' and '-' only, " \
+                   "starting with a letter (no dots: REANA refuses them)"
+        if "{64}" in error.get("ctx", {}).get("pattern", ""):
+            return f"{given!r} is not a sha256 digest (64 lowercase hex digits)"
+        return f"{given!r} does not match the pattern {error['ctx']['pattern']}"
     if kind == "value_error":
         return str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
     msg = error["msg"]
@@ -120,6 +125,8 @@ def _data_loc(loc: tuple, data: Any) -> Loc:
     out: list = []
     node = data
     for part in loc:
+        if part == "[key]":  # the error is about a mapping key itself: point at the key
+            break
         if isinstance(node, dict) and part in node:
             out.append(part)
             node = node[part]

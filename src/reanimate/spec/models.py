@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 # REANA refuses dots in workflow names; names also become command-line flags and CWL ids.
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -68,9 +75,14 @@ class Author(Strict):
     orcid: str | None = None
 
 
+def _version_text(value: Any) -> Any:
+    # `version: 1.0` is a float to YAML; a version is text, so accept numbers as written.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class Metadata(Strict):
     name: Name = Field(description="Analysis name; no dots (REANA refuses them).")
-    version: str
+    version: Annotated[str, BeforeValidator(_version_text)]
     title: str | None = None
     description: str | None = None
     authors: list[Author] = Field(default_factory=list)

@@ -23,14 +23,15 @@ class Problem:
 
     def __str__(self) -> str:
         hint = f" ({self.hint})" if self.hint else ""
-        return f"{self.file}:{self.line}:{self.column}: {self.key_path}: {self.message}{hint}"
+        line = f"{self.file}:{self.line}:{self.column}: {self.key_path}: {self.message}{hint}"
+        return " ".join(line.split("\n"))  # one problem, one line, whatever the message
 
 
 def dotted(loc: Loc) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top)"
+    return out or "(document)"
 
 
 def did_you_mean(word: str, choices: list[str]) -> str | None:

@@ -96,11 +96,19 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlSource:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and "<stream end>" in (exc.problem or ""):
+            mark = exc.context_mark  # an unclosed bracket: point where it was opened
         pos = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         raise YamlSyntaxError(f"YAML syntax error: {message}", pos) from None
     except yaml.YAMLError as exc:  # e.g. a reader error on bad bytes
-        raise YamlSyntaxError(f"YAML error: {exc}", Position(1, 1)) from None
+        position = getattr(exc, "position", None)  # a reader error: offending character
+        detail = " ".join(str(exc).split())
+        pos = Position(1, 1)
+        if isinstance(position, int):
+            before = text[:position]
+            pos = Position(before.count("\n") + 1, position - before.rfind("\n"))
+        raise YamlSyntaxError(f"YAML error: {detail}", pos) from None
     return src
 
 

@@ -1,0 +1,54 @@
+"""Shared fixtures: paths to the repository, the shared data, and a CLI runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REAL_NANOAOD = SHARED / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def real_nanoaod() -> Path:
+    if not REAL_NANOAOD.exists():
+        pytest.skip(f"shared data not found at {REAL_NANOAOD}")
+    return REAL_NANOAOD
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = False):
+    """Run `reanimate ARGS` in a subprocess, as a user would; return the CompletedProcess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "reanimate.cli", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"reanimate {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write dedented YAML text to tmp_path/spec.yaml (or another name) and return its path."""
+
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
