@@ -328,7 +328,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 ):
                     break
                 continue
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            finished = _wait_showing_progress(console, running, started_at)
             for future in finished:
                 name = running.pop(future)
                 record = run.records[name]
@@ -348,6 +348,22 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 record.status = "executed"
                 done.add(name)
                 console.print(f"  [green]+[/green] {name}: done in {elapsed:.1f} s")
+
+
+def _wait_showing_progress(console: Console, running: dict[Future, str],
+                           started_at: dict[str, float]) -> set[Future]:
+    """Block until a step finishes, with a live line of what runs and for how long."""
+    def text() -> str:
+        now_ = time.monotonic()
+        busy = ", ".join(f"{n} {now_ - started_at[n]:.0f}s" for n in running.values())
+        return f"running: {busy} (logs in runs/latest/logs)"
+
+    with console.status(text(), spinner="dots") as status:
+        while True:
+            finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+            if finished:
+                return finished
+            status.update(text())
 
 
 def _print_summary(console: Console, report: RunReport) -> None:
