@@ -25,6 +25,14 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False)
 STATE = {"debug": False}
 
+from reanimate.steps.agc.commands import app as agc_app  # noqa: E402
+
+app.add_typer(agc_app, name="agc")
+
+from reanimate.datasets.commands import app as datasets_app  # noqa: E402
+
+app.add_typer(datasets_app, name="datasets")
+
 
 @app.callback()
 def _root(
@@ -75,15 +83,25 @@ def run(
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Steps run at the same time."),
     force: bool = typer.Option(False, "--force", help="Ignore the cache for selected steps."),
     set_: list[str] = typer.Option(None, "--set", help="Override a parameter: NAME=VALUE."),
-    engine: str = typer.Option("local", "--engine", help="local (default)."),
+    engine: str = typer.Option("local", "--engine", help="local (default) or cwl (cwltool)."),
+    provenance: bool = typer.Option(False, "--provenance", help="cwl: write a CWLProv bag."),
 ) -> None:
     """Run the analysis: steps in dependency order, unchanged steps served from the cache."""
     from reanimate.engines.local import run_spec
     from reanimate.spec import load_spec
 
-    if engine != "local":
-        raise ReanimateError(f"unknown engine {engine!r} (available: local)")
+    if engine not in ("local", "cwl"):
+        raise ReanimateError(f"unknown engine {engine!r} (available: local, cwl)")
     loaded = load_spec(spec)
+    if engine == "cwl":
+        from reanimate.engines.cwl import run_cwl
+
+        if only or from_step or set_:
+            raise ReanimateError("--only, --from and --set apply to the local engine only")
+        err.print(f"running {spec} with cwltool in {workdir}/cwl ...")
+        outputs = run_cwl(loaded, workdir, provenance=provenance)
+        print(json.dumps({k: v.get("path") for k, v in outputs.items()}, indent=2))
+        return
     report = run_spec(
         loaded, workdir, only=only or None, from_step=from_step, jobs=jobs, force=force,
         overrides=_parse_overrides(set_ or []),
@@ -91,6 +109,101 @@ def run(
     print(json.dumps(report.summary(), indent=2))
     if report.failed:
         raise typer.Exit(1)
+
+
+export_app = typer.Typer(help="Compile a spec for another engine.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("cwl")
+def export_cwl_command(
+    spec: Path = typer.Argument(..., help="The analysis spec (YAML)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write into."),
+) -> None:
+    """Write a CWL v1.2 workflow (workflow/main.cwl, workflow/steps/*.cwl) and job.yml."""
+    from reanimate.engines.cwl import export_cwl
+    from reanimate.spec import load_spec
+
+    written = export_cwl(load_spec(spec), output)
+    err.print(f"wrote {len(written)} files under {output}; run them with "
+              f"`cwltool {output}/workflow/main.cwl {output}/job.yml`")
+
+
+@export_app.command("reana")
+def export_reana_command(
+    spec: Path = typer.Argument(..., help="The analysis spec (YAML)."),
+    output: Path = typer.Option(Path("reana.yaml"), "--output", "-o", help="reana.yaml path."),
+    workflow_type: str = typer.Option("cwl", "--type", help="cwl (default) or serial."),
+    reana_version: str = typer.Option("0.9", "--reana-version",
+                                      help="0.9, or 0.95 to add workflow.resources.dask."),
+    bless: Path = typer.Option(None, "--bless", help="Work dir of a finished local run: "
+                               "add the sha256 of its outputs to the REANA tests."),
+) -> None:
+    """Write reana.yaml (and the CWL and Gherkin files it names) beside it."""
+    from reanimate.engines.reana import export_reana
+    from reanimate.spec import load_spec
+
+    written = export_reana(load_spec(spec), output, workflow_type, reana_version, bless)
+    err.print(f"wrote {written['reana']} ({workflow_type}, REANA {reana_version}) and "
+              f"{len(written) - 1} more file(s)")
+
+
+@app.command()
+def submit(
+    spec: Path = typer.Argument(..., help="The analysis spec (YAML)."),
+    name: str = typer.Option(None, "--name", "-n", help="Workflow name (default: spec name)."),
+    workdir: Path = typer.Option(Path("work"), "--workdir", "-w", help="Where to stage files."),
+    workflow_type: str = typer.Option("cwl", "--type", help="cwl (default) or serial."),
+    reana_version: str = typer.Option("0.9", "--reana-version"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the reana-client commands."),
+) -> None:
+    """Create, upload and start the analysis on REANA (REANA_SERVER_URL, REANA_ACCESS_TOKEN)."""
+    import shlex
+
+    from reanimate.engines.reana import (
+        call_client,
+        client_commands,
+        export_reana,
+        require_server,
+    )
+    from reanimate.spec import load_spec
+
+    loaded = load_spec(spec)
+    name = name or loaded.spec.metadata.name
+    stage = (workdir / "reana" / name).resolve()
+    written = export_reana(loaded, stage / "reana.yaml", workflow_type, reana_version)
+    commands = client_commands(name, written["reana"])
+    if dry_run:
+        err.print(f"staged in {stage}; would run there:")
+        for argv in commands:
+            print(" ".join(shlex.quote(a) for a in argv))
+        return
+    require_server()
+    for argv in commands:
+        err.print(f"$ {' '.join(argv[1:])}")
+        call_client(argv, cwd=stage)
+    err.print(f"submitted {name}; follow it with `reanimate status {name}`")
+
+
+@app.command()
+def status(name: str = typer.Argument(..., help="REANA workflow name.")) -> None:
+    """Show the status of a REANA workflow."""
+    from reanimate.engines.reana import call_client, reana_client, require_server
+
+    require_server()
+    print(call_client([reana_client(), "status", "-w", name]).stdout, end="")
+
+
+@app.command()
+def download(
+    name: str = typer.Argument(..., help="REANA workflow name."),
+    output: Path = typer.Option(Path("."), "--output", "-o", help="Download folder."),
+) -> None:
+    """Download the declared outputs of a finished REANA workflow."""
+    from reanimate.engines.reana import call_client, reana_client, require_server
+
+    require_server()
+    print(call_client([reana_client(), "download", "-w", name, "-o", str(output)]).stdout, end="")
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:

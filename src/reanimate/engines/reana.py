@@ -1,0 +1,291 @@
+"""Compile a spec to reana.yaml (type cwl or serial) and submit it through reana-client.
+
+reana-client lives in its own virtual environment (.venv-reana): it pins jsonschema<4 and a 2021
+cwltool that would downgrade ours, so we only ever call its command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reanimate.engines.commands import render
+from reanimate.engines.cwl import CwlCompiler
+from reanimate.errors import ReanimateError
+from reanimate.hashing import sha256_file
+from reanimate.lock import REMOTE_PREFIXES
+from reanimate.spec.checks import PARAMETER_REF, PLACEHOLDER
+from reanimate.spec.graph import dependencies, parse_step_reference, references, topological_order
+from reanimate.spec.loader import LoadedSpec
+
+REANA_VERSIONS = ("0.9", "0.95")
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _dump(path: Path, doc: dict, header: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))
+    return path
+
+
+class ReanaCompiler:
+    def __init__(self, loaded: LoadedSpec, root: Path, workflow_type: str = "cwl",
+                 reana_version: str = "0.9") -> None:
+        if workflow_type not in ("cwl", "serial"):
+            raise ReanimateError(f"unknown REANA workflow type {workflow_type!r} (cwl, serial)")
+        if reana_version not in REANA_VERSIONS:
+            raise ReanimateError(f"unknown REANA version {reana_version!r} "
+                                 f"(known: {', '.join(REANA_VERSIONS)})")
+        self.loaded, self.spec = loaded, loaded.spec
+        self.root = root.resolve()
+        self.type = workflow_type
+        self.version = reana_version
+        self.order = topological_order(dependencies(self.spec))
+
+    # -- shared pieces ---------------------------------------------------------------------
+    def data_files(self) -> list[str]:
+        """Dataset and file: inputs, relative to the export root (they are uploaded)."""
+        files = []
+        for name in self.order:
+            for value in self.spec.steps[name].inputs.values():
+                for ref in references(value):
+                    keys = []
+                    if ref.startswith("datasets."):
+                        keys = [f.path for f in self.spec.datasets[ref[9:]].files]
+                    elif ref.startswith("file:"):
+                        keys = [ref[5:]]
+                    for key in keys:
+                        if not key.startswith(REMOTE_PREFIXES):
+                            files.append(self._relative(key))
+        return list(dict.fromkeys(files))
+
+    def _relative(self, key: str) -> str:
+        absolute = (self.loaded.base_dir / key).resolve()
+        rel = os.path.relpath(absolute, self.root)
+        if rel.startswith(".."):
+            raise ReanimateError(
+                f"input {key} lies outside {self.root}; REANA uploads only files inside the "
+                "export folder (copy it in, or give it as an https:// or root:// URL)"
+            )
+        return rel
+
+    def output_paths(self) -> tuple[list[str], list[str]]:
+        files, directories = [], []
+        for name in self.order:
+            for path in self.spec.steps[name].outputs.values():
+                clean = path.rstrip("/")
+                where = (f"outputs/{Path(clean).name}" if self.type == "cwl"
+                         else f"results/{name}/{clean}")
+                (directories if path.endswith("/") else files).append(where)
+        return files, directories
+
+    def dask_resources(self) -> dict | None:
+        for name in self.order:
+            step = self.spec.steps[name]
+            if step.dask:
+                image = step.dask.image or (
+                    self.spec.containers[step.container].image if step.container else None)
+                block = {"number_of_workers": step.dask.workers,
+                         "single_worker_memory": step.dask.memory_per_worker,
+                         "single_worker_threads": step.dask.threads_per_worker}
+                return {"image": image, **block} if image else block
+        return None
+
+    # -- serial ---------------------------------------------------------------------------
+    def serial_steps(self) -> tuple[list[dict], dict[str, Any]]:
+        used: dict[str, Any] = {}
+        steps = []
+        for name in self.order:
+            step = self.spec.steps[name]
+            if not step.container:
+                raise ReanimateError(f"step {name!r} has no container; a serial REANA workflow "
+                                     "needs an image for every step")
+            command = self._serial_command(name, used)
+            entry: dict[str, Any] = {"name": name,
+                                     "environment": self.spec.containers[step.container].image}
+            if step.resources and step.resources.memory:
+                entry["kubernetes_memory_limit"] = step.resources.memory
+            if step.resources and step.resources.timeout_seconds:
+                entry["kubernetes_job_timeout"] = step.resources.timeout_seconds
+            entry["commands"] = [command]
+            steps.append(entry)
+        return steps, used
+
+    def _serial_command(self, name: str, used: dict[str, Any]) -> str:
+        step = self.spec.steps[name]
+        up = "../.."  # each step runs inside results/STEP/
+
+        def input_paths(value) -> list[str]:
+            out = []
+            for ref in references(value):
+                if ref.startswith("steps."):
+                    producer, output = parse_step_reference(ref)
+                    path = self.spec.steps[producer].outputs[output].rstrip("/")
+                    out.append(f"{up}/results/{producer}/{path}")
+                elif ref.startswith("datasets."):
+                    out += [f.path if f.path.startswith(REMOTE_PREFIXES)
+                            else f"{up}/{self._relative(f.path)}"
+                            for f in self.spec.datasets[ref[9:]].files]
+                else:
+                    out.append(f"{up}/{self._relative(ref[5:])}")
+            return out
+
+        def parameter(raw) -> str:
+            match = PARAMETER_REF.match(raw) if isinstance(raw, str) else None
+            if match:
+                used[match.group(1)] = self.spec.parameters[match.group(1)]
+                return '"${' + match.group(1) + '}"'
+            return shlex.quote(render(raw))
+
+        inputs = {k: input_paths(v) for k, v in step.inputs.items()}
+        if step.program:
+            argv = ["python", "-m", step.program]
+            for k, paths in inputs.items():
+                argv += [f"--{k}", *map(shlex.quote, paths)]
+            for k, raw in step.parameters.items():
+                argv += [f"--{k}", parameter(raw)]
+            for k, path in step.outputs.items():
+                argv += [f"--{k}", shlex.quote(path.rstrip("/"))]
+            if step.dask:
+                argv += ["--dask_workers", str(step.dask.workers),
+                         "--dask_threads_per_worker", str(step.dask.threads_per_worker),
+                         "--dask_memory_per_worker", step.dask.memory_per_worker]
+        else:
+            tables = {"inputs": {k: " ".join(map(shlex.quote, v)) for k, v in inputs.items()},
+                      "outputs": {k: shlex.quote(v.rstrip("/")) for k, v in step.outputs.items()},
+                      "parameters": {k: parameter(v) for k, v in step.parameters.items()}}
+            argv = [PLACEHOLDER.sub(lambda m: tables[m.group(1)][m.group(2)], a)
+                    if PLACEHOLDER.search(a) else shlex.quote(a) for a in step.command or []]
+        return f"mkdir -p results/{name} && cd results/{name} && " + " ".join(argv)
+
+    # -- the document ---------------------------------------------------------------------
+    def document(self, feature: str | None) -> dict:
+        files_out, dirs_out = self.output_paths()
+        doc: dict[str, Any] = {"version": "0.9.0"}
+        inputs: dict[str, Any] = {}
+        data = self.data_files()
+        if self.type == "cwl":
+            inputs["directories"] = ["workflow"]
+            inputs["files"] = ["job.yml", *data]
+            inputs["parameters"] = {"input": "job.yml"}
+            workflow: dict[str, Any] = {"type": "cwl", "file": "workflow/main.cwl"}
+        else:
+            steps, used = self.serial_steps()
+            if data:
+                inputs["files"] = data
+            if used:
+                inputs["parameters"] = {k: used[k] for k in sorted(used)}
+            workflow = {"type": "serial", "specification": {"steps": steps}}
+        if inputs:
+            doc["inputs"] = inputs
+        dask = self.dask_resources() if self.version == "0.95" else None
+        if dask:
+            workflow["resources"] = {"dask": dask}
+        doc["workflow"] = workflow
+        outputs: dict[str, list[str]] = {}
+        if files_out:
+            outputs["files"] = files_out
+        if dirs_out:
+            outputs["directories"] = dirs_out
+        doc["outputs"] = outputs
+        if feature:
+            doc["tests"] = {"files": [feature]}
+        return doc
+
+    def feature(self, blessed: Path | None) -> str:
+        """Gherkin tests in the REANA 0.95 step vocabulary: outputs exist (and their sha256)."""
+        files_out, dirs_out = self.output_paths()
+        lines = [f"Feature: {self.spec.metadata.name} reproduces its preserved outputs", "",
+                 "  Scenario: The workflow finishes", "    When the workflow execution completes",
+                 '    Then the workflow status should be "finished"', "",
+                 "  Scenario: Every declared output is in the workspace",
+                 '    When the workflow is "finished"']
+        lines += [f'    Then the workspace should include "{p}"' if i == 0 else
+                  f'    And the workspace should include "{p}"'
+                  for i, p in enumerate(files_out + dirs_out)]
+        if blessed:
+            sums = self._blessed_checksums(blessed)
+            if sums:
+                lines += ["", "  Scenario: Outputs are bit-for-bit the preserved ones",
+                          '    When the workflow is "finished"']
+                lines += [f"    {'Then' if i == 0 else 'And'} the sha256 checksum of the file "
+                          f"{path} should be {digest}" for i, (path, digest) in enumerate(sums)]
+        return "\n".join(lines) + "\n"
+
+    def _blessed_checksums(self, workdir: Path) -> list[tuple[str, str]]:
+        sums = []
+        files_out, _ = self.output_paths()
+        index = 0
+        for name in self.order:
+            for path in self.spec.steps[name].outputs.values():
+                if path.endswith("/"):
+                    continue
+                local = workdir / "results" / name / path
+                if not local.is_file():
+                    raise ReanimateError(f"cannot bless: {local} not found; run the spec with "
+                                         f"--workdir {workdir} first")
+                sums.append((files_out[index], sha256_file(local)))
+                index += 1
+        return sums
+
+    def write(self, output: Path, blessed: Path | None = None) -> dict[str, Path]:
+        written: dict[str, Path] = {}
+        if self.type == "cwl":
+            written.update(CwlCompiler(self.loaded, self.root).write())
+        name = self.spec.metadata.name
+        feature_rel = f"workflow/tests/{name}.feature"
+        feature_path = self.root / feature_rel
+        feature_path.parent.mkdir(parents=True, exist_ok=True)
+        feature_path.write_text(self.feature(blessed))
+        written["feature"] = feature_path
+        header = (f"# Generated by `reanimate export reana` from "
+                  f"{os.path.relpath(self.loaded.path, self.root)}; do not edit by hand.\n")
+        written["reana"] = _dump(output, self.document(feature_rel), header)
+        return written
+
+
+def export_reana(loaded: LoadedSpec, output: Path, workflow_type: str = "cwl",
+                 reana_version: str = "0.9", blessed: Path | None = None) -> dict[str, Path]:
+    compiler = ReanaCompiler(loaded, output.resolve().parent, workflow_type, reana_version)
+    return compiler.write(output.resolve(), blessed)
+
+
+# -- submission through reana-client ------------------------------------------------------
+def reana_client() -> str:
+    candidates = [os.environ.get("REANIMATE_REANA_CLIENT"),
+                  str(REPO_ROOT / ".venv-reana" / "bin" / "reana-client"),
+                  shutil.which("reana-client")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise ReanimateError("reana-client not found: run `make .venv-reana` (it lives in its own "
+                         "virtual environment) or set REANIMATE_REANA_CLIENT")
+
+
+def require_server() -> None:
+    missing = [v for v in ("REANA_SERVER_URL", "REANA_ACCESS_TOKEN") if not os.environ.get(v)]
+    if missing:
+        raise ReanimateError(f"{' and '.join(missing)} not set: export the address of your REANA "
+                             "server and your access token (see `reana-client --help`)")
+
+
+def client_commands(workflow: str, reana_yaml: Path) -> list[list[str]]:
+    client = reana_client()
+    return [[client, "validate", "-f", str(reana_yaml)],
+            [client, "run", "-w", workflow, "-f", str(reana_yaml)]]
+
+
+def call_client(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise ReanimateError(f"`{' '.join(argv[1:3])}` failed (exit {proc.returncode}): "
+                             + " | ".join(tail))
+    return proc
