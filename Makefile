@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# reana-client pins jsonschema<4 and a 2021 cwltool: it gets a virtual environment of its own
+REANA_VENV  := .venv-reana
+REANA_STAMP := $(REANA_VENV)/.installed-stamp
 WORKDIR ?= work
 
-.PHONY: run test test-slow lint bench clean
+.PHONY: run test test-slow lint bench clean .venv-reana
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,10 +16,17 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
+$(REANA_STAMP): requirements/reana-client.txt
+	@test -x $(REANA_VENV)/bin/python || $(PYTHON) -m venv $(REANA_VENV)
+	$(REANA_VENV)/bin/python -m pip install --quiet -r requirements/reana-client.txt
+	@touch $(REANA_STAMP)
+
+.venv-reana: $(REANA_STAMP)
+
 run: $(STAMP)
 	$(BIN)/reanimate run specs/agc-ttbar.yaml --workdir $(WORKDIR)
 
-test: $(STAMP)
+test: $(STAMP) $(REANA_STAMP)
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -7,46 +7,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from engine_specs import FAIL, JOIN, SLEEP, SPEC
+from rich.console import Console
 
 from reanimate.engines.local import run_spec
 from reanimate.errors import DigestMismatch, ReanimateError
 from reanimate.lock import write_lock
 from reanimate.spec import load_spec
-from rich.console import Console
-
-COPY = "import sys; open(sys.argv[-1], 'w').write(open(sys.argv[1]).read() * int(sys.argv[2]))"
-WRITE = "import sys; open(sys.argv[-1], 'w').write(sys.argv[1])"
-JOIN = "import sys; open(sys.argv[-1], 'w').write(''.join(open(p).read() for p in sys.argv[1:-1]))"
-SLEEP = "import sys, time; time.sleep(1.0); open(sys.argv[-1], 'w').write('slept')"
-FAIL = "import sys; print('something broke here', file=sys.stderr); sys.exit(1)"
-
-SPEC = f"""
-metadata: {{name: engine-test, version: "1"}}
-parameters:
-  factor: 2
-  tag: first
-datasets:
-  raw:
-    files: [{{path: data.txt}}]
-steps:
-  scale:
-    command: [python, -c, "{COPY}", "{{inputs.src}}", "{{parameters.factor}}", "{{outputs.out}}"]
-    inputs: {{src: datasets.raw}}
-    parameters: {{factor: "${{parameters.factor}}"}}
-    outputs: {{out: scaled.txt}}
-  label:
-    command: [python, -c, "{WRITE}", "{{parameters.tag}}", "{{outputs.out}}"]
-    parameters: {{tag: "${{parameters.tag}}"}}
-    outputs: {{out: label.txt}}
-  combine:
-    command: [python, -c, "{JOIN}", "{{inputs.a}}", "{{inputs.b}}", "{{outputs.out}}"]
-    inputs: {{a: steps.scale.out, b: steps.label.out}}
-    outputs: {{out: combined.txt}}
-  report:
-    command: [python, -c, "{JOIN}", "{{inputs.c}}", "{{outputs.out}}"]
-    inputs: {{c: steps.combine.out}}
-    outputs: {{out: report/report.txt}}
-"""
 
 QUIET = Console(stderr=True, quiet=True)
 
@@ -134,7 +101,8 @@ def test_failure_through_cli_shows_stderr_tail(project, cli):
 
 def test_missing_output_is_a_failure(project):
     root, spec = project
-    spec.write_text(SPEC.replace("outputs: {out: label.txt}", "outputs: {out: label.txt, x: x.txt}"))
+    extra = "outputs: {out: label.txt, x: x.txt}"
+    spec.write_text(SPEC.replace("outputs: {out: label.txt}", extra))
     report = run(spec, root / "work")
     assert report.failed == ["label"]
     assert "did not write output(s): x" in report.records["label"].message

@@ -33,6 +33,10 @@ from reanimate.datasets.commands import app as datasets_app  # noqa: E402
 
 app.add_typer(datasets_app, name="datasets")
 
+from reanimate.statistics.commands import app as hs3_app  # noqa: E402
+
+app.add_typer(hs3_app, name="hs3")
+
 
 @app.callback()
 def _root(
@@ -165,23 +169,24 @@ def submit(
         client_commands,
         export_reana,
         require_server,
+        stage,
     )
     from reanimate.spec import load_spec
 
     loaded = load_spec(spec)
     name = name or loaded.spec.metadata.name
-    stage = (workdir / "reana" / name).resolve()
-    written = export_reana(loaded, stage / "reana.yaml", workflow_type, reana_version)
+    staged = stage(loaded, workdir / "reana" / name)
+    written = export_reana(staged, staged.base_dir / "reana.yaml", workflow_type, reana_version)
     commands = client_commands(name, written["reana"])
     if dry_run:
-        err.print(f"staged in {stage}; would run there:")
+        err.print(f"staged in {staged.base_dir}; would run there:")
         for argv in commands:
             print(" ".join(shlex.quote(a) for a in argv))
         return
     require_server()
     for argv in commands:
         err.print(f"$ {' '.join(argv[1:])}")
-        call_client(argv, cwd=stage)
+        call_client(argv, cwd=staged.base_dir)
     err.print(f"submitted {name}; follow it with `reanimate status {name}`")
 
 

@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -124,6 +124,11 @@ class CwlCompiler:
             tool["arguments"] = arguments
             if needs_js:
                 tool["requirements"] = {"InlineJavascriptRequirement": {}}
+        folders = _output_folders(step)
+        if folders:
+            # every engine creates the folders outputs live in (the local one does too)
+            requirements = tool.setdefault("requirements", {})
+            requirements["InitialWorkDirRequirement"] = {"listing": folders}
         tool["inputs"] = inputs
         tool["outputs"] = outputs
         return tool
@@ -159,8 +164,6 @@ class CwlCompiler:
             if resources.cpus:
                 requirement["coresMin"] = resources.cpus
             hints["ResourceRequirement"] = requirement
-            if resources.memory:
-                hints["reana"] = {"kubernetes_memory_limit": resources.memory}
         return hints
 
     # -- workflow -------------------------------------------------------------------------
@@ -190,6 +193,10 @@ class CwlCompiler:
                 else:
                     wiring[pname] = {"default": render(raw)}
             steps[name] = {"run": f"steps/{name}.cwl", "in": wiring, "out": list(step.outputs)}
+            if step.resources and step.resources.memory:
+                # where REANA's docs put it: on the workflow step (REANA ignores
+                # ResourceRequirement); cwltool reports it as an unknown hint and goes on
+                steps[name]["hints"] = {"reana": {"kubernetes_memory_limit": step.resources.memory}}
             for oname, path in step.outputs.items():
                 outputs[f"{_cwl_id(name)}__{_cwl_id(oname)}"] = {
                     "type": "Directory" if _is_dir(path) else "File",
@@ -234,6 +241,21 @@ class CwlCompiler:
         written["main"] = _dump(self.outdir / "workflow" / "main.cwl", self.workflow())
         written["job"] = _dump(self.outdir / "job.yml", self.job)
         return written
+
+
+def _output_folders(step: Step) -> list[dict]:
+    """Directory literals for the parent folders of a step's outputs (nested as needed)."""
+    tree: dict = {}
+    for path in step.outputs.values():
+        node = tree
+        for part in PurePosixPath(_clean(path)).parts[:-1]:
+            node = node.setdefault(part, {})
+
+    def literal(name: str, children: dict) -> dict:
+        return {"class": "Directory", "basename": name,
+                "listing": [literal(k, v) for k, v in sorted(children.items())]}
+
+    return [literal(k, v) for k, v in sorted(tree.items())]
 
 
 def _mebibytes(memory: str) -> int:

@@ -162,7 +162,9 @@ class ReanaCompiler:
                       "parameters": {k: parameter(v) for k, v in step.parameters.items()}}
             argv = [PLACEHOLDER.sub(lambda m: tables[m.group(1)][m.group(2)], a)
                     if PLACEHOLDER.search(a) else shlex.quote(a) for a in step.command or []]
-        return f"mkdir -p results/{name} && cd results/{name} && " + " ".join(argv)
+        folders = sorted({f"results/{name}/{Path(p.rstrip('/')).parent}".rstrip("/.")
+                          for p in step.outputs.values()} | {f"results/{name}"})
+        return (f"mkdir -p {' '.join(folders)} && cd results/{name} && " + " ".join(argv))
 
     # -- the document ---------------------------------------------------------------------
     def document(self, feature: str | None) -> dict:
@@ -289,3 +291,41 @@ def call_client(argv: list[str], cwd: Path | None = None) -> subprocess.Complete
         raise ReanimateError(f"`{' '.join(argv[1:3])}` failed (exit {proc.returncode}): "
                              + " | ".join(tail))
     return proc
+
+
+def stage(loaded: LoadedSpec, folder: Path) -> LoadedSpec:
+    """A copy of the spec rooted in `folder`, its local input files copied to folder/inputs/.
+
+    REANA uploads only what lies under the folder of reana.yaml, so a submission is built in
+    a staging folder of its own; dataset and file: paths are rewritten to the copies.
+    """
+    from reanimate.lock import spec_inputs
+
+    folder = folder.resolve()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    spec = loaded.spec.model_copy(deep=True)
+    renamed: dict[str, str] = {}
+    for key, item in spec_inputs(loaded).items():
+        if item.path is None:
+            continue
+        if not item.path.is_file():
+            raise ReanimateError(f"input file {key} not found ({item.path})")
+        inside = not os.path.relpath(item.path, loaded.base_dir).startswith("..")
+        rel = os.path.relpath(item.path, loaded.base_dir) if inside else item.path.name
+        target = folder / "inputs" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(item.path, target)
+        renamed[key] = f"inputs/{rel}"
+    for dataset in spec.datasets.values():
+        for file in dataset.files:
+            file.path = renamed.get(file.path, file.path)
+    for step in spec.steps.values():
+        for name, value in step.inputs.items():
+            new = [f"file:{renamed.get(r[5:], r[5:])}" if r.startswith("file:") else r
+                   for r in references(value)]
+            step.inputs[name] = new if isinstance(value, list) else new[0]
+    copy_path = folder / loaded.path.name
+    copy_path.write_text(loaded.path.read_text())
+    return LoadedSpec(spec=spec, source=loaded.source, path=copy_path)
