@@ -2,7 +2,8 @@
 
 A program step runs as `python -m MODULE --INPUT PATH... --PARAM VALUE --OUTPUT PATH`, flag names
 being exactly the spec's names. A step with a `dask:` block also gets --dask_workers,
---dask_threads_per_worker and --dask_memory_per_worker. A command step substitutes
+--dask_threads_per_worker and --dask_memory_per_worker; one with an `mlflow:` block gets
+--mlflow_experiment and --mlflow_registered_model. A command step substitutes
 {inputs.X}, {outputs.Y} and {parameters.Z} in its argv.
 """
 
@@ -59,6 +60,20 @@ def step_parameters(step: Step, globals_: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def block_flags(step: Step) -> list[tuple[str, str]]:
+    """Flags every engine adds to a program step from its dask: and mlflow: blocks."""
+    flags = []
+    if step.dask:
+        flags += [("--dask_workers", str(step.dask.workers)),
+                  ("--dask_threads_per_worker", str(step.dask.threads_per_worker)),
+                  ("--dask_memory_per_worker", step.dask.memory_per_worker)]
+    if step.mlflow:
+        flags.append(("--mlflow_experiment", step.mlflow.experiment))
+        if step.mlflow.registered_model:
+            flags.append(("--mlflow_registered_model", step.mlflow.registered_model))
+    return flags
+
+
 def step_argv(
     step: Step,
     inputs: dict[str, list[str]],
@@ -75,12 +90,8 @@ def step_argv(
                 argv += [f"--{name}", render(value)]
         for name, path in outputs.items():
             argv += [f"--{name}", path]
-        if step.dask:
-            argv += [
-                "--dask_workers", str(step.dask.workers),
-                "--dask_threads_per_worker", str(step.dask.threads_per_worker),
-                "--dask_memory_per_worker", step.dask.memory_per_worker,
-            ]
+        for flag, value in block_flags(step):
+            argv += [flag, value]
         return argv
     tables = {
         "inputs": {k: v for k, v in inputs.items()},

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from reanimate.engines.commands import render
+from reanimate.engines.commands import block_flags, render
 from reanimate.errors import ReanimateError
 from reanimate.hashing import HashMemo
 from reanimate.lock import REMOTE_PREFIXES, read_lock, spec_inputs, verify_input
@@ -101,12 +101,9 @@ class CwlCompiler:
                 position += 1
                 arguments.append({"prefix": f"--{oname}", "valueFrom": _clean(path),
                                   "position": position})
-            if step.dask:
-                for flag, val in (("--dask_workers", str(step.dask.workers)),
-                                  ("--dask_threads_per_worker", str(step.dask.threads_per_worker)),
-                                  ("--dask_memory_per_worker", step.dask.memory_per_worker)):
-                    position += 1
-                    arguments.append({"prefix": flag, "valueFrom": val, "position": position})
+            for flag, val in block_flags(step):
+                position += 1
+                arguments.append({"prefix": flag, "valueFrom": val, "position": position})
             tool["arguments"] = arguments
         else:
             argv = list(step.command or [])

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from reanimate.engines.commands import render
+from reanimate.engines.commands import block_flags, render
 from reanimate.engines.cwl import CwlCompiler
 from reanimate.errors import ReanimateError
 from reanimate.hashing import sha256_file
@@ -152,10 +152,8 @@ class ReanaCompiler:
                 argv += [f"--{k}", parameter(raw)]
             for k, path in step.outputs.items():
                 argv += [f"--{k}", shlex.quote(path.rstrip("/"))]
-            if step.dask:
-                argv += ["--dask_workers", str(step.dask.workers),
-                         "--dask_threads_per_worker", str(step.dask.threads_per_worker),
-                         "--dask_memory_per_worker", step.dask.memory_per_worker]
+            for flag, value in block_flags(step):
+                argv += [flag, shlex.quote(value)]
         else:
             tables = {"inputs": {k: " ".join(map(shlex.quote, v)) for k, v in inputs.items()},
                       "outputs": {k: shlex.quote(v.rstrip("/")) for k, v in step.outputs.items()},
