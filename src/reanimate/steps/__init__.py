@@ -1,0 +1,1 @@
+"""Step programs (python -m reanimate.steps.NAME)."""

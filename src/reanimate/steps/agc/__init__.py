@@ -1,0 +1,1 @@
+"""AGC ttbar physics: selection, systematics, histogramming, comparison."""
