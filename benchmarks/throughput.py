@@ -87,7 +87,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def measure(files: list[str], workers: int, chunk_size: int, memory: str) -> dict:
+def measure(files: list[str], workers: int, chunk_size: int, memory: str,
+            ml_function=None) -> dict:
     from reanimate.steps.agc import distributed, processing
     from reanimate.steps.agc.processing import ChunkTask
 
@@ -103,7 +104,10 @@ def measure(files: list[str], workers: int, chunk_size: int, memory: str) -> dic
         warm = [ChunkTask("ttbar", "nominal", files[0], 0, 1000, 1.0, 42)] * workers
         distributed.run_chunks(client, warm, progress=False)  # imports on every worker
         out = {"workers": workers, "events": events, "chunks": len(tasks)}
-        for label, fn in (("read", processing.read_only), ("full", processing.process_chunk)):
+        functions = [("read", processing.read_only), ("full", processing.process_chunk)]
+        if ml_function is not None:  # (c): the stage with the ML inference filler
+            functions.append(("ml", ml_function))
+        for label, fn in functions:
             cpu0 = sum(client.run(_cpu_s).values())
             start = time.perf_counter()
             _, n = distributed.run_chunks(client, tasks, function=fn, progress=False)
@@ -128,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--chunk_size", type=int, default=100_000)
     p.add_argument("--memory", default="4Gi", help="memory limit per worker")
     p.add_argument("--data", type=Path, help="keep the input files here (reused if present)")
+    p.add_argument("--ml", action="store_true",
+                   help="also (c): the stage with the ML inference (generated files only)")
     args = p.parse_args(argv)
 
     tmp = None
@@ -157,16 +163,31 @@ def main(argv: list[str] | None = None) -> None:
         print(f"input: {total:,} events in {len(files)} files of {per_file:,} ({how}, "
               f"{sum(Path(f).stat().st_size for f in files) / 1e6:,.0f} MB, "
               f"{time.perf_counter() - t0:.0f} s to build)", file=sys.stderr)
+        ml_function = None
+        if args.ml:  # models trained on the generated base file (it has GenPart and Jet_qgl)
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from ml_inference import quick_models
+
+            from reanimate.ml import stage
+
+            even, odd, info = quick_models(data / "ttbar_base.root", data)
+            print(f"ML models: {info}", file=sys.stderr)
+            ml_function = stage.chunk_function(stage.filler(even, odd))
         print(f"{'workers':>7} {'read ev/s/core':>15} {'full ev/s/core':>15} {'b/a':>5} "
               f"{'read s':>7} {'full s':>7} {'read ev/cpu-s':>14} {'full ev/cpu-s':>14} "
               f"{'b/a':>5}  peak RSS per worker (MB)")
         for w in [int(x) for x in args.workers.split(",")]:
-            r = measure(files, w, args.chunk_size, args.memory)
+            r = measure(files, w, args.chunk_size, args.memory, ml_function)
             rss = ", ".join(f"{m:,.0f}" for m in r["peak_rss_mb"])
             print(f"{w:>7} {r['read']:>15,.0f} {r['full']:>15,.0f} {r['full'] / r['read']:>5.2f} "
                   f"{r['read_s']:>7.1f} {r['full_s']:>7.1f} {r['read_cpu']:>14,.0f} "
                   f"{r['full_cpu']:>14,.0f} {r['full_cpu'] / r['read_cpu']:>5.2f}  {rss}",
                   flush=True)
+            if ml_function is not None:
+                print(f"{'(c)':>7} {'':>15} {r['ml']:>15,.0f} {r['ml'] / r['full']:>5.2f} "
+                      f"{'':>7} {r['ml_s']:>7.1f} {'':>14} {r['ml_cpu']:>14,.0f} "
+                      f"{r['ml_cpu'] / r['full_cpu']:>5.2f}  <- stage + ML, ratios c/b",
+                      flush=True)
     finally:
         if tmp is not None:
             tmp.cleanup()

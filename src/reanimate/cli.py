@@ -37,6 +37,10 @@ from reanimate.statistics.commands import app as hs3_app  # noqa: E402
 
 app.add_typer(hs3_app, name="hs3")
 
+from reanimate.ml.commands import app as model_app  # noqa: E402
+
+app.add_typer(model_app, name="model")
+
 
 @app.callback()
 def _root(

@@ -39,11 +39,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="existing Dask scheduler address")
     p.add_argument("--processes", default=None, help="comma-separated processes to histogram")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--histograms_ml", help="output ROOT file of the 20 ML feature histograms")
+    p.add_argument("--model_even", help="BDT trained on even events (XGBoost JSON)")
+    p.add_argument("--model_odd", help="BDT trained on odd events (XGBoost JSON)")
+    p.add_argument("--model_pin", help="pin JSON or the train step's metrics JSON (digests)")
+    p.add_argument("--model_even_sha256", help="pinned sha256 of --model_even")
+    p.add_argument("--model_odd_sha256", help="pinned sha256 of --model_odd")
     return p
 
 
 def run(args: argparse.Namespace) -> dict:
-    from reanimate.steps.agc import distributed, output, samples
+    from reanimate.steps.agc import distributed, output, processing, samples
 
     if args.chunk_size <= 0:
         raise ReanimateError(f"--chunk_size must be positive, got {args.chunk_size}")
@@ -56,13 +62,28 @@ def run(args: argparse.Namespace) -> dict:
     plan = distributed.plan_chunks(
         sample_list, args.chunk_size, args.max_files_per_sample, args.seed
     )
+    function = processing.process_chunk
+    if args.histograms_ml:
+        from reanimate.ml import stage as ml_stage
+
+        if not (args.model_even and args.model_odd):
+            raise ReanimateError("--histograms_ml needs --model_even and --model_odd")
+        function = ml_stage.chunk_function(ml_stage.filler(
+            args.model_even, args.model_odd, pin=args.model_pin,
+            sha256_even=args.model_even_sha256, sha256_odd=args.model_odd_sha256,
+        ))
     start = time.perf_counter()
     with distributed.dask_client(
         args.dask_workers, args.dask_threads_per_worker, args.dask_memory_per_worker,
         args.scheduler,
     ) as client:
-        hists, events = distributed.run_chunks(client, plan.tasks, progress=not args.no_progress)
+        hists, events = distributed.run_chunks(
+            client, plan.tasks, function=function, progress=not args.no_progress
+        )
     elapsed = time.perf_counter() - start
+    if args.histograms_ml:
+        hists, ml_hists = ml_stage.split(hists)
+        ml_stage.write(args.histograms_ml, ml_hists)
     output.add_pseudodata(hists)
     output.write_root(args.histograms, hists)
     if args.dump_json:

@@ -1,0 +1,142 @@
+"""The 20 ML feature histograms: names, binning, filling and ``histograms_ml.root``.
+
+Names ``{feature}_{process}`` (nominal) or ``{feature}_{process}_{variation}``, e.g.
+``deltar_leptonbtoplep_ttbar`` or ``pt_w1_wjets_scale_var_up``. 25 bins per feature over the
+AGC ranges (:data:`reanimate.ml.features.BIN_LOW` / ``BIN_HIGH``), with under- and overflow;
+partial histograms are (2, 27) float64 arrays (sum of weights, sum of squared weights), like
+the histogram stage's, so the same ordered merge applies. Only non-zero histograms are written,
+byte-deterministically (same clock freeze and content-derived UUID as ``histograms.root``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import boost_histogram as bh
+import numpy as np
+
+from reanimate.ml.features import BIN_HIGH, BIN_LOW, FEATURE_NAMES, NBINS
+
+_INDEX = {name: k for k, name in enumerate(FEATURE_NAMES)}
+# longest first, so that a feature name that prefixes another cannot steal its histograms
+_BY_LENGTH = sorted(FEATURE_NAMES, key=len, reverse=True)
+
+
+def edges(k: int) -> np.ndarray:
+    return np.linspace(BIN_LOW[k], BIN_HIGH[k], NBINS + 1)
+
+
+def histogram_name(feature: str, process: str, variation: str) -> str:
+    base = f"{feature}_{process}"
+    return base if variation == "nominal" else f"{base}_{variation}"
+
+
+def feature_of(name: str) -> str | None:
+    """The feature a histogram name belongs to, or None if it is not an ML histogram."""
+    for feature in _BY_LENGTH:
+        if name.startswith(feature + "_"):
+            return feature
+    return None
+
+
+def is_ml_histogram(name: str) -> bool:
+    return feature_of(name) is not None
+
+
+def split(hists: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    """(regular histograms, ML histograms) of a merged histogram dictionary."""
+    regular, ml = {}, {}
+    for name, h in hists.items():
+        (ml if is_ml_histogram(name) else regular)[name] = h
+    return regular, ml
+
+
+def fill(k: int, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """A (2, 27) partial histogram of feature ``k``."""
+    h = bh.Histogram(
+        bh.axis.Regular(NBINS, float(BIN_LOW[k]), float(BIN_HIGH[k])), storage=bh.storage.Weight()
+    )
+    h.fill(np.asarray(values, dtype=np.float64), weight=np.asarray(weights, dtype=np.float64))
+    view = h.view(flow=True)
+    return np.stack([np.array(view.value), np.array(view.variance)])
+
+
+def _sort_key(name: str) -> tuple:
+    from reanimate.steps.agc.output import VARIATION_ORDER
+    from reanimate.steps.agc.samples import BACKGROUNDS
+
+    feature = feature_of(name)
+    rest = name[len(feature) + 1 :]
+    if rest == "pseudodata":
+        return (_INDEX[feature], 0, 0, 0, "")
+    for i, process in enumerate(BACKGROUNDS):
+        if rest == process or rest.startswith(process + "_"):
+            variation = rest[len(process) + 1 :] or "nominal"
+            if variation in VARIATION_ORDER:
+                return (_INDEX[feature], 1, i, VARIATION_ORDER.index(variation), "")
+    return (_INDEX[feature], 2, 0, 0, rest)
+
+
+def ordered(hists: Mapping[str, np.ndarray]) -> list[str]:
+    """ML names with a non-zero sum of weights: feature order, then process, then variation."""
+    return sorted(
+        (n for n, h in hists.items() if is_ml_histogram(n) and h[0].sum() != 0), key=_sort_key
+    )
+
+
+def to_json(hists: Mapping[str, np.ndarray]) -> dict:
+    """The AGC reference format: {name: {"edges": [26], "contents": [27 with flow]}}."""
+    return {
+        n: {
+            "edges": [float(e) for e in edges(_INDEX[feature_of(n)])],
+            "contents": [float(v) for v in hists[n][0]],
+        }
+        for n in ordered(hists)
+    }
+
+
+def _th1(name: str, h: np.ndarray, k: int):
+    from uproot.writing.identify import to_TAxis, to_TH1x
+
+    e = edges(k)
+    values = np.ascontiguousarray(h[0], dtype=np.float64)
+    variances = np.ascontiguousarray(h[1], dtype=np.float64)
+    centers = (e[:-1] + e[1:]) / 2
+    inner = values[1:-1]
+    sumw2_all = variances.sum()
+    return to_TH1x(
+        fName=name,
+        fTitle=name,
+        data=values,
+        fEntries=float(values.sum() ** 2 / sumw2_all) if sumw2_all > 0 else 0.0,
+        fTsumw=float(inner.sum()),
+        fTsumw2=float(variances[1:-1].sum()),
+        fTsumwx=float((inner * centers).sum()),
+        fTsumwx2=float((inner * centers**2).sum()),
+        fSumw2=variances,
+        fXaxis=to_TAxis("xaxis", "", NBINS, float(e[0]), float(e[-1])),
+    )
+
+
+def write_root(path: str | Path, hists: Mapping[str, np.ndarray]) -> None:
+    """Write the non-zero ML histograms as TH1D, byte-deterministically, atomically."""
+    import uproot
+
+    from reanimate.steps.agc.output import _frozen_uproot_clock
+
+    names = ordered(hists)
+    digest = hashlib.sha256(b"histograms_ml\0")
+    for n in names:
+        digest.update(n.encode() + b"\0" + np.ascontiguousarray(hists[n]).tobytes())
+    file_uuid = uuid.UUID(bytes=digest.digest()[:16], version=4)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with _frozen_uproot_clock():
+        with uproot.recreate(tmp, uuid_function=lambda: file_uuid) as f:
+            for n in names:
+                f[n] = _th1(n, hists[n], _INDEX[feature_of(n)])
+    os.replace(tmp, path)

@@ -1,0 +1,194 @@
+"""Step program: train the AGC jet–parton assignment BDTs, tracked in MLflow.
+
+    python -m reanimate.steps.train --samples DIR --model_even model_even.json
+        --model_odd model_odd.json --metrics metrics.json [--max_events N] [--seed S]
+        [--n_estimators_grid 50,100] [--max_depth_grid 3,5] [--learning_rate 0.1]
+        [--mlflow_experiment NAME] [--mlflow_registered_model NAME]
+
+Reads the ttbar nominal files of DIR/catalogue.json (at most --max_events events), selects
+4j2b events, matches the leading four jets to the generator partons, trains one XGBoost model on
+even and one on odd event numbers (hyper-parameters from the grid) and writes both as XGBoost
+JSON, plus a metrics JSON (held-out accuracy, ROC AUC, fractions of jets / events correctly
+assigned and the random-choice fractions, the grid, the MLflow run and the registry pin).
+MLflow: $MLFLOW_TRACKING_URI, else an embedded SQLite store (mlruns.db, mlartifacts/) in the
+working directory. The model files are deterministic; the MLflow ids in the metrics are not.
+User errors: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from reanimate.errors import ReanimateError
+from reanimate.steps._program import Parser
+
+DEFAULT_EXPERIMENT = "agc_ttbar_jet_assignment"
+DEFAULT_REGISTERED_MODEL = "agc_ttbar_jet_assignment"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m reanimate.steps.train", description=__doc__.split("\n")[0])
+    p.add_argument("--samples", required=True, help="catalogue directory (or catalogue JSON)")
+    p.add_argument("--model_even", required=True, help="output: model trained on even events")
+    p.add_argument("--model_odd", required=True, help="output: model trained on odd events")
+    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+    p.add_argument("--max_events", type=int, default=None, help="ttbar events to read at most")
+    p.add_argument("--seed", type=int, default=42, help="XGBoost seed")
+    p.add_argument("--n_estimators_grid", default="50,100", help="comma-separated grid")
+    p.add_argument("--max_depth_grid", default="3,5", help="comma-separated grid")
+    p.add_argument("--learning_rate", type=float, default=0.1)
+    p.add_argument("--mlflow_experiment", default=DEFAULT_EXPERIMENT)
+    p.add_argument(
+        "--mlflow_registered_model",
+        default=DEFAULT_REGISTERED_MODEL,
+        help="registered-model name ('' to skip registration)",
+    )
+    return p
+
+
+def _int_list(flag: str, text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ReanimateError(f"--{flag} {text!r}: expected comma-separated integers") from None
+    if not values or any(v < 1 for v in values):
+        raise ReanimateError(f"--{flag} {text!r}: expected positive integers")
+    return list(dict.fromkeys(values))
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_training_set(samples_dir: str, max_events: int | None):
+    """Training examples from the ttbar nominal files of the catalogue (first files first)."""
+    from reanimate.datasets.reading import read_events
+    from reanimate.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
+    from reanimate.ml.training import TrainingSet, training_set
+    from reanimate.steps.agc import objects, samples
+
+    sample_list = [
+        s for s in samples.load_samples(samples_dir, ["ttbar"]) if s.variation == "nominal"
+    ]
+    if not sample_list:
+        raise ReanimateError(f"{samples_dir}: no ttbar nominal sample in the catalogue")
+    branches = list(dict.fromkeys(objects.BRANCHES + INFERENCE_BRANCHES + TRAINING_BRANCHES))
+    parts, remaining = [], max_events
+    for f in sample_list[0].files:
+        if remaining is not None and remaining <= 0:
+            break
+        events = read_events(f.path, branches, 0, remaining)
+        if remaining is not None:
+            remaining -= len(events)
+        parts.append(training_set(events))
+        _log(
+            f"{f.path}: {parts[-1].counts['events_read']} events, "
+            f"{parts[-1].counts['events_matched']} matched 4j2b events"
+        )
+    return TrainingSet.concatenate(parts)
+
+
+def _finite(obj):
+    """NaN (e.g. ROC AUC of a one-class sample) -> null, so the JSON stays standard."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
+def run(args: argparse.Namespace) -> dict:
+    from reanimate.ml import pinning, tracking, training
+
+    if args.max_events is not None and args.max_events < 1:
+        raise ReanimateError(f"--max_events must be positive, got {args.max_events}")
+    if not 0 <= args.seed < 2**31:
+        raise ReanimateError(f"--seed must be in [0, 2^31), got {args.seed}")
+    if not 0 < args.learning_rate <= 1:
+        raise ReanimateError(f"--learning_rate must be in (0, 1], got {args.learning_rate}")
+    if not args.mlflow_experiment:
+        raise ReanimateError("--mlflow_experiment must not be empty")
+    hyper_grid = training.grid(
+        _int_list("n_estimators_grid", args.n_estimators_grid),
+        _int_list("max_depth_grid", args.max_depth_grid),
+        args.learning_rate,
+    )
+    tracking.check_reachable()
+    data = load_training_set(args.samples, args.max_events)
+    _log(f"{len(data)} training events ({int((data.event % 2 == 0).sum())} even)")
+    result = training.train(data, hyper_grid, args.seed, log=_log)
+
+    paths = {"model_even": Path(args.model_even), "model_odd": Path(args.model_odd)}
+    for role, path in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.json")
+        getattr(result, role).save_model(str(tmp))
+        os.replace(tmp, path)
+    sha256 = {role: pinning.pin_entry(p)["sha256"] for role, p in paths.items()}
+    params = {
+        "seed": args.seed,
+        "max_events": args.max_events,
+        "n_estimators_grid": args.n_estimators_grid,
+        "max_depth_grid": args.max_depth_grid,
+        "learning_rate": args.learning_rate,
+    }
+    mlflow_info = tracking.log_training(
+        result,
+        paths,
+        sha256,
+        data.features[: training.N_PERMS * 10],
+        params,
+        args.mlflow_experiment,
+        args.mlflow_registered_model or None,
+    )
+    doc = {
+        **result.metrics,
+        "hyperparameters": {
+            "n_estimators": result.chosen.n_estimators,
+            "max_depth": result.chosen.max_depth,
+            "learning_rate": result.chosen.learning_rate,
+            "seed": args.seed,
+            "nthread": training.NTHREAD,
+        },
+        "grid": result.grid,
+        "events": result.counts,
+        "mlflow": mlflow_info,
+        "pin": {
+            "name": mlflow_info["registered_model"],
+            "version": mlflow_info["version"],
+            "files": {role: {"path": str(p), "sha256": sha256[role]} for role, p in paths.items()},
+        },
+    }
+    metrics_path = Path(args.metrics)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = metrics_path.with_name(f".{metrics_path.name}.tmp")
+    tmp.write_text(json.dumps(_finite(doc), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    os.replace(tmp, metrics_path)
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        doc = run(args)
+    except ReanimateError as exc:
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"error: {message}", file=sys.stderr)
+        return exc.exit_code
+    _log(
+        f"events fully correct {doc['fraction_events_correct']:.3f} "
+        f"(random {doc['random_fraction_events_correct']:.3f}), jets correct "
+        f"{doc['fraction_jets_correct']:.3f}, ROC AUC {doc['roc_auc']:.3f}; "
+        f"registered {doc['pin']['name']} version {doc['pin']['version']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
