@@ -279,7 +279,7 @@ def test_server_run_registers_a_version_that_scores_like_the_pinned_file(
     result = CliRunner().invoke(
         app,
         [
-            "pin",
+            "fetch",
             "--tracking-uri",
             url,
             "--name",
@@ -338,3 +338,60 @@ def test_user_errors_are_one_line_exit_2(tmp_path):
         )
         == 2
     )
+
+
+PIN_SPEC = """
+metadata: {name: pin-test, version: "1"}
+steps:
+  datasets:
+    program: reanimate.steps.datasets
+    parameters: {events: 3000, seed: 3, signal_masses: none}
+    outputs: {samples: samples/}
+  train:
+    program: reanimate.steps.train
+    inputs: {samples: steps.datasets.samples}
+    parameters: {n_estimators_grid: "10", max_depth_grid: "2"}
+    outputs: {model_even: m/model_even.json, model_odd: m/model_odd.json, metrics: m/metrics.json}
+    mlflow: {experiment: pin-test, registered_model: pin-test-model}
+  use:
+    command: [python, -c, "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])",
+              "{inputs.model}", "{outputs.copy}"]
+    inputs: {model: steps.train.model_even}
+    outputs: {copy: used_model.json}
+"""
+
+
+def test_model_pin_spec_replaces_training_and_refuses_tampering(server, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from reanimate.engines.local import run_spec
+    from reanimate.errors import DigestMismatch
+    from reanimate.spec import load_spec
+
+    url = server.wait()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(PIN_SPEC)
+    quiet = Console(quiet=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    first = run_spec(load_spec(spec), tmp_path / "w1", console=quiet)
+    assert first.executed == ["datasets", "train", "use"]
+    proc = subprocess.run([sys.executable, "-m", "reanimate.cli", "model", "pin", str(spec)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    pin = json.loads((tmp_path / "spec.lock.json").read_text())["models"]["train"]
+    assert pin["name"] == "pin-test-model" and pin["version"] == "1"
+    trained = tmp_path / "w1" / "results" / "train" / "m" / "model_even.json"
+    pinned = tmp_path / pin["files"]["model_even"]["path"]
+    assert pinned.read_bytes() == trained.read_bytes()
+    # a later run needs no registry: the step is replaced by the pinned, checked files
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    second = run_spec(load_spec(spec), tmp_path / "w2", console=quiet)
+    assert second.records["train"].status == "pinned"
+    assert second.executed == ["datasets", "use"]
+    used = tmp_path / "w2" / "results" / "use" / "used_model.json"
+    assert used.read_bytes() == trained.read_bytes()
+    pinned.write_text(pinned.read_text().replace("0", "1", 1))
+    with pytest.raises(DigestMismatch) as info:
+        run_spec(load_spec(spec), tmp_path / "w3", console=quiet)
+    message = str(info.value)
+    assert pin["files"]["model_even"]["sha256"] in message and "found" in message

@@ -110,3 +110,48 @@ def verify_input(item: InputFile, lock: dict[str, dict] | None, memo: HashMemo) 
                 f"found {actual}; refusing to use it"
             )
     return actual
+
+
+# -- model pins: a training step replaced by a registered model version ---------------------
+def read_pins(spec_path: Path) -> dict[str, dict]:
+    """Step name -> {name, version, files: {output: {path, sha256}}} from the lock."""
+    path = lock_path(spec_path)
+    if not path.exists():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()).get("models", {}))
+    except (ValueError, AttributeError) as exc:
+        raise ReanimateError(f"{path}: not a valid lock file ({exc})") from None
+
+
+def write_pin(loaded: LoadedSpec, step: str, pin: dict) -> Path:
+    """Record `pin` for `step` in the lock, keeping the file digests already there."""
+    path = lock_path(loaded.path)
+    payload = {"lock_version": LOCK_VERSION, "spec": loaded.path.name, "files": {}}
+    if path.exists():
+        payload = json.loads(path.read_text())
+    payload.setdefault("models", {})[step] = pin
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def verified_pin_outputs(loaded: LoadedSpec, step: str, pin: dict,
+                         memo: HashMemo) -> dict[str, tuple[Path, str]]:
+    """The pinned files of a step (output name -> (path, sha256)), each checked."""
+    out = {}
+    for output, entry in pin.get("files", {}).items():
+        file = (loaded.base_dir / entry["path"]).resolve()
+        if not file.is_file():
+            raise ReanimateError(f"pinned model file {entry['path']} of step {step!r} not found; "
+                                 "rerun `reanimate model pin`")
+        actual = memo.sha256(file)
+        if actual != entry["sha256"]:
+            raise DigestMismatch(
+                f"pinned model file {entry['path']} of step {step!r} ({pin.get('name')} version "
+                f"{pin.get('version')}): expected sha256 {entry['sha256']}, found {actual}; "
+                "refusing to use it"
+            )
+        out[output] = (file, actual)
+    return out

@@ -22,7 +22,14 @@ import yaml
 from reanimate.engines.commands import block_flags, render
 from reanimate.errors import ReanimateError
 from reanimate.hashing import HashMemo
-from reanimate.lock import REMOTE_PREFIXES, read_lock, spec_inputs, verify_input
+from reanimate.lock import (
+    REMOTE_PREFIXES,
+    read_lock,
+    read_pins,
+    spec_inputs,
+    verified_pin_outputs,
+    verify_input,
+)
 from reanimate.spec.checks import PARAMETER_REF, PLACEHOLDER
 from reanimate.spec.graph import dependencies, parse_step_reference, references, topological_order
 from reanimate.spec.loader import LoadedSpec
@@ -50,6 +57,8 @@ class CwlCompiler:
         self.outdir = outdir.resolve()
         self.workflow_inputs: dict[str, dict] = {}
         self.job: dict[str, Any] = {}
+        # a step pinned to a registered model is not run: its pinned files become inputs
+        self.pins = read_pins(loaded.path)
 
     # -- types --------------------------------------------------------------------------
     def input_type(self, value: str | list[str]) -> str:
@@ -171,6 +180,8 @@ class CwlCompiler:
         outputs: dict[str, dict] = {}
         requirements: dict[str, dict] = {}
         for name in order:
+            if name in self.pins:
+                continue
             step = self.spec.steps[name]
             wiring: dict[str, Any] = {}
             for iname, value in step.inputs.items():
@@ -209,6 +220,14 @@ class CwlCompiler:
     def _source(self, ref: str) -> str:
         if ref.startswith("steps."):
             producer, output = parse_step_reference(ref)
+            if producer in self.pins:
+                wid = f"pinned_{_cwl_id(producer)}_{_cwl_id(output)}"
+                files = self.pins[producer]["files"]
+                if output not in files:
+                    raise ReanimateError(f"step {producer!r} is pinned; its pin has no {output!r}")
+                self.workflow_inputs[wid] = {"type": "File"}
+                self.job[wid] = self._file(files[output]["path"])
+                return wid
             return f"{producer}/{output}"
         if ref.startswith("datasets."):
             name = ref.removeprefix("datasets.")
@@ -234,7 +253,8 @@ class CwlCompiler:
         steps_dir.mkdir(parents=True, exist_ok=True)
         written = {}
         for name, step in self.spec.steps.items():
-            written[f"steps/{name}"] = _dump(steps_dir / f"{name}.cwl", self.tool(name, step))
+            if name not in self.pins:
+                written[f"steps/{name}"] = _dump(steps_dir / f"{name}.cwl", self.tool(name, step))
         written["main"] = _dump(self.outdir / "workflow" / "main.cwl", self.workflow())
         written["job"] = _dump(self.outdir / "job.yml", self.job)
         return written
@@ -289,6 +309,8 @@ def run_cwl(loaded: LoadedSpec, workdir: Path, provenance: bool = False,
     memo = HashMemo(workdir / "hashes.json")
     for item in spec_inputs(loaded).values():  # the same tamper check as the local engine
         verify_input(item, lock, memo)
+    for step, pin in read_pins(loaded.path).items():
+        verified_pin_outputs(loaded, step, pin, memo)
     export_dir = workdir / "cwl"
     if export_dir.exists():
         shutil.rmtree(export_dir)

@@ -23,7 +23,14 @@ from reanimate.engines.commands import global_parameters, step_argv, step_parame
 from reanimate.engines.provenance import environment, new_run_dir, now, write_provenance
 from reanimate.errors import ReanimateError
 from reanimate.hashing import HashMemo, sha256_file
-from reanimate.lock import lock_path, read_lock, spec_inputs, verify_input
+from reanimate.lock import (
+    lock_path,
+    read_lock,
+    read_pins,
+    spec_inputs,
+    verified_pin_outputs,
+    verify_input,
+)
 from reanimate.spec.graph import (
     dependencies,
     downstream,
@@ -39,7 +46,7 @@ STDERR_TAIL = 20
 @dataclass
 class StepRecord:
     name: str
-    status: str = "pending"  # executed | cached | failed | skipped | not-selected
+    status: str = "pending"  # executed | cached | pinned | failed | skipped | not-selected
     key: str | None = None
     command: list[str] = field(default_factory=list)
     inputs: dict[str, list[dict]] = field(default_factory=dict)
@@ -72,7 +79,7 @@ class RunReport:
         return self.with_status("failed")
 
     def summary(self) -> dict:
-        statuses = ("executed", "cached", "failed", "skipped")
+        statuses = ("executed", "cached", "pinned", "failed", "skipped")
         return {"run": str(self.run_dir), **{s: self.with_status(s) for s in statuses}}
 
 
@@ -91,6 +98,7 @@ class LocalRun:
         self.cache = StepCache(self.workdir)
         self.memo = HashMemo(self.workdir / "hashes.json")
         self.records = {name: StepRecord(name) for name in self.order}
+        self.pins = read_pins(loaded.path)
         self.external: dict[str, tuple[Path | None, str | None]] = {}
         self.produced: dict[str, dict[str, tuple[Path, str]]] = {}  # step -> out -> (path, sha)
 
@@ -145,6 +153,12 @@ class LocalRun:
         if ref.startswith("file:"):
             return [self._external(ref.removeprefix("file:"))]
         producer, output = parse_step_reference(ref)
+        if output not in self.produced[producer]:
+            pin = self.pins[producer]
+            raise ReanimateError(
+                f"step {producer!r} is pinned to {pin.get('name')} version {pin.get('version')}, "
+                f"whose files do not include its output {output!r}"
+            )
         path, digest = self.produced[producer][output]
         return [(str(path), digest)]
 
@@ -174,6 +188,15 @@ class LocalRun:
         record.outputs = {out: {"path": str(p), "sha256": d}
                           for out, (p, d) in self.produced[name].items()}
         self._link_result(name, entry)
+
+    def adopt_pin(self, name: str) -> None:
+        pin = self.pins[name]
+        self.produced[name] = verified_pin_outputs(self.loaded, name, pin, self.memo)
+        record = self.records[name]
+        record.status = "pinned"
+        record.message = f"{pin.get('name')} version {pin.get('version')}"
+        record.outputs = {out: {"path": str(p), "sha256": d}
+                          for out, (p, d) in self.produced[name].items()}
 
     def _link_result(self, name: str, entry: Path) -> None:
         results = self.workdir / "results"
@@ -297,6 +320,13 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                     console.print(f"  [dim]-[/dim] {name}: skipped (upstream failed)")
                     continue
                 if not all(d in done for d in run.deps[name]) or len(running) >= run.jobs:
+                    continue
+                if name in run.pins:
+                    pending.remove(name)
+                    run.adopt_pin(name)
+                    done.add(name)
+                    console.print(f"  [magenta]#[/magenta] {name}: pinned to registered model "
+                                  f"{run.records[name].message}")
                     continue
                 key, params, paths = run.prepare(name)
                 run.records[name].key = key

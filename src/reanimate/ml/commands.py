@@ -22,6 +22,50 @@ def _model() -> None:
 
 @app.command()
 def pin(
+    spec: Path = typer.Argument(..., help="The analysis spec (YAML)."),
+    step: str = typer.Option(None, "--step", help="Training step (default: the one with an "
+                             "mlflow.registered_model)."),
+    version: str = typer.Option(None, "--version", help="Model version (default: the latest)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help="MLflow tracking/registry URI."),
+) -> None:
+    """Pin a training step to a registered model version: files next to the spec, digests in
+    the lock. Runs then use these files instead of retraining, and refuse them if altered."""
+    from reanimate.errors import ReanimateError
+    from reanimate.hashing import sha256_file
+    from reanimate.lock import write_pin
+    from reanimate.ml.pinning import pin_from_registry
+    from reanimate.spec import load_spec
+
+    loaded = load_spec(spec)
+    candidates = [n for n, s in loaded.spec.steps.items() if s.mlflow and s.mlflow.registered_model]
+    step = step or (candidates[0] if len(candidates) == 1 else None)
+    if step not in candidates:
+        raise ReanimateError("name the training step with --step (steps with a registered "
+                             f"model: {', '.join(candidates) or 'none'})")
+    if not tracking_uri:
+        raise ReanimateError("no registry: give --tracking-uri or set MLFLOW_TRACKING_URI")
+    name = loaded.spec.steps[step].mlflow.registered_model
+    target = loaded.base_dir / "models" / name
+    fetched = pin_from_registry(tracking_uri, name, version, target / "pending")
+    final = target / f"v{fetched['version']}"
+    final.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for output, entry in fetched["files"].items():
+        src = Path(entry["path"])
+        dst = final / src.name
+        src.replace(dst)
+        files[output] = {"path": str(dst.relative_to(loaded.base_dir)), "sha256": sha256_file(dst)}
+    (target / "pending").rmdir()
+    pin_record = {"name": name, "version": fetched["version"], "run_id": fetched["run_id"],
+                  "files": files}
+    lock = write_pin(loaded, step, pin_record)
+    typer.echo(json.dumps(pin_record, indent=2, sort_keys=True))
+    typer.echo(f"pinned step {step!r} to {name} version {fetched['version']} in {lock}", err=True)
+
+
+@app.command()
+def fetch(
     tracking_uri: str = typer.Option(..., "--tracking-uri", help="MLflow tracking/registry URI."),
     name: str = typer.Option(..., "--name", help="Registered model name."),
     version: str = typer.Option(None, "--version", help="Model version (default: the latest)."),
