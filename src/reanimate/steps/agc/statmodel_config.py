@@ -1,0 +1,117 @@
+"""The AGC ttbar statistical model (agc-analysis.md section 10) as a HistFactory config.
+
+Names. HS3 readers (pyhs3, ROOT) address parameters by name, and pyhs3 0.4.2 breaks on names
+with spaces or hyphens, so every *parameter* of the model is identifier-safe, and the same name
+is used in the pyhf workspace and in the HS3 document (no mapping to keep in sync). Channel
+and sample names follow the histogram file (`4j1b`, `ttbar`, ...) with a region suffix.
+The reference (cabinetry) names are kept as display labels and are the ones on the plots:
+
+| here                    | cabinetry config (AGC reference)  |
+|-------------------------|-----------------------------------|
+| channel 4j1b_CR / 4j2b_SR | 4j1b CR / 4j2b SR               |
+| sample ttbar, wjets, single_top_s_chan, single_top_t_chan, single_top_tW |
+|                         | ttbar, W+jets, single top s-channel, single top t-channel, tW |
+| ME_variation, PS_variation, ttbar_scale | ME variation, PS variation, ttbar scale variations |
+| jet_energy_scale, jet_energy_resolution | Jet energy scale, Jet energy resolution |
+| btag_np_1 .. btag_np_4  | b-tag NP 1 .. b-tag NP 4          |
+| wjets_scale             | W+jets scale variations           |
+| luminosity              | Luminosity                        |
+| staterror_4j1b_CR, ...  | staterror_4j1b-CR, ...            |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reanimate.statistics.histfactory import (
+    Channel,
+    ModelConfig,
+    NormFactor,
+    Sample,
+    Systematic,
+)
+
+#: 11 bins of 40 GeV from 110 to 550 GeV (the 25 x 20 GeV histograms, first 3 bins dropped)
+FIT_EDGES = tuple(float(x) for x in np.arange(110.0, 551.0, 40.0))
+HIST_EDGES = tuple(float(x) for x in np.linspace(50.0, 550.0, 26))
+
+REGIONS = {  # region -> (channel, observable label, region label)
+    "4j1b": ("4j1b_CR", r"$H_T$ [GeV]", "4j1b CR"),
+    "4j2b": ("4j2b_SR", r"$m_{bjj}$ [GeV]", "4j2b SR"),
+}
+PROCESSES = ("ttbar", "wjets", "single_top_s_chan", "single_top_t_chan", "single_top_tW")
+DATA = "pseudodata"
+POI = "ttbar_norm"
+MEASUREMENT = "CMS_ttbar"
+
+SYSTEMATICS = (
+    Systematic("ME_variation", up="ME_var", samples=("ttbar",)),
+    Systematic("PS_variation", up="PS_var", samples=("ttbar",)),
+    Systematic("ttbar_scale", up="scaleup", down="scaledown", samples=("ttbar",)),
+    Systematic("jet_energy_scale", up="pt_scale_up"),
+    Systematic("jet_energy_resolution", up="pt_res_up"),
+    *(
+        Systematic(f"btag_np_{i + 1}", up=f"btag_var_{i}_up", down=f"btag_var_{i}_down")
+        for i in range(4)
+    ),
+    Systematic("wjets_scale", up="scale_var_up", down="scale_var_down", samples=("wjets",)),
+    Systematic("luminosity", hi=1.03, lo=0.97),
+)
+
+LABELS = {
+    "ttbar": r"$t\bar{t}$",
+    "wjets": "W+jets",
+    "single_top_s_chan": "single top, s-channel",
+    "single_top_t_chan": "single top, t-channel",
+    "single_top_tW": "tW",
+    "ttbar_norm": r"$t\bar{t}$ normalisation",
+    "ME_variation": "ME variation",
+    "PS_variation": "PS variation",
+    "ttbar_scale": "ttbar scale variations",
+    "jet_energy_scale": "Jet energy scale",
+    "jet_energy_resolution": "Jet energy resolution",
+    **{f"btag_np_{i}": f"b-tag NP {i}" for i in range(1, 5)},
+    "wjets_scale": "W+jets scale variations",
+    "luminosity": "Luminosity",
+    **{ch: label for ch, _, label in REGIONS.values()},
+}
+
+#: the names the AGC reference (cabinetry) gives to the same things
+CABINETRY_NAMES = {
+    "4j1b_CR": "4j1b CR",
+    "4j2b_SR": "4j2b SR",
+    "ttbar": "ttbar",
+    "wjets": "W+jets",
+    "single_top_s_chan": "single top, s-channel",
+    "single_top_t_chan": "single top, t-channel",
+    "single_top_tW": "tW",
+    "ME_variation": "ME variation",
+    "PS_variation": "PS variation",
+    "ttbar_scale": "ttbar scale variations",
+    "jet_energy_scale": "Jet energy scale",
+    "jet_energy_resolution": "Jet energy resolution",
+    **{f"btag_np_{i}": f"b-tag NP {i}" for i in range(1, 5)},
+    "wjets_scale": "W+jets scale variations",
+    "luminosity": "Luminosity",
+    "ttbar_norm": "ttbar_norm",
+}
+
+
+def config() -> ModelConfig:
+    return ModelConfig(
+        measurement=MEASUREMENT,
+        poi=POI,
+        channels=tuple(Channel(ch, region, FIT_EDGES) for region, (ch, _, _) in REGIONS.items()),
+        samples=tuple(Sample(p, p) for p in PROCESSES),
+        data_process=DATA,
+        normfactors=(NormFactor(POI, ("ttbar",), init=1.0, bounds=(0.0, 10.0)),),
+        systematics=SYSTEMATICS,
+        labels=LABELS,
+    )
+
+
+def region_of_channel(channel: str) -> str:
+    for region, (ch, _, _) in REGIONS.items():
+        if ch == channel:
+            return region
+    raise KeyError(channel)

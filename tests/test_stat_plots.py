@@ -1,0 +1,65 @@
+"""The plots step: every expected figure, PNG and PDF, reproducible bytes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from stat_helpers import ml_histograms, write_agc_histograms, write_histograms
+
+from reanimate.statistics import fitting
+from reanimate.steps import statmodel
+
+EXPECTED = ["stacked_4j1b", "stacked_4j2b", "ttbar_btag_variations_4j1b",
+            "ttbar_jet_energy_variations_4j2b", "ml_features", "pulls", "prefit_4j1b",
+            "prefit_4j2b", "postfit_4j1b", "postfit_4j2b"]
+
+
+def step(*args: str):
+    return subprocess.run([sys.executable, "-m", "reanimate.steps.plots", *map(str, args)],
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plots")
+    hists = write_agc_histograms(tmp / "histograms.root")
+    write_histograms(tmp / "histograms_ml.root", ml_histograms())
+    ws, _ = statmodel.build(str(hists))
+    (tmp / "workspace.json").write_text(json.dumps(ws))
+    (tmp / "fit.json").write_text(json.dumps(fitting.fit_workspace(ws)))
+    return tmp
+
+
+def test_every_figure_png_and_pdf_reproducibly(inputs, tmp_path):
+    args = ["--histograms", inputs / "histograms.root", "--workspace",
+            inputs / "workspace.json", "--fit", inputs / "fit.json",
+            "--histograms_ml", inputs / "histograms_ml.root"]
+    proc = step(*args, "--plots", tmp_path / "plots")
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert files == sorted(f"{n}.{ext}" for n in EXPECTED for ext in ("png", "pdf"))
+    for name in files:
+        data = (tmp_path / "plots" / name).read_bytes()
+        assert data.startswith(b"\x89PNG" if name.endswith(".png") else b"%PDF")
+        assert b"CreationDate" not in data
+    # same inputs, same bytes (two figures redrawn in-process, which is the same code)
+    from reanimate.steps.agc import histfile, plotting
+
+    again = tmp_path / "again"
+    again.mkdir()
+    plotting.stacked(histfile.read_histograms(inputs / "histograms.root"), "4j2b", again)
+    plotting.pulls(json.loads((inputs / "fit.json").read_text()), again)
+    for name in ("stacked_4j2b.png", "stacked_4j2b.pdf", "pulls.png", "pulls.pdf"):
+        assert (again / name).read_bytes() == (tmp_path / "plots" / name).read_bytes(), name
+
+
+def test_without_ml_and_with_bad_fit_file(inputs, tmp_path):
+    (tmp_path / "fit.json").write_text('{"poi": 1}')
+    proc = step("--histograms", inputs / "histograms.root", "--workspace",
+                inputs / "workspace.json", "--fit", tmp_path / "fit.json",
+                "--plots", tmp_path / "p")
+    assert proc.returncode == 2 and "not fit results" in proc.stderr
+    assert "Traceback" not in proc.stderr
