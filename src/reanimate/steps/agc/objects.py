@@ -16,27 +16,10 @@ from functools import cache, cached_property
 import awkward as ak
 import numpy as np
 
+from reanimate.datasets.schema import SELECTION_BRANCHES
+
 #: Branches the histogramming stage reads (event identity for the deterministic smearing).
-BRANCHES: tuple[str, ...] = (
-    "run",
-    "luminosityBlock",
-    "event",
-    "Electron_pt",
-    "Electron_eta",
-    "Electron_cutBased",
-    "Electron_sip3d",
-    "Muon_pt",
-    "Muon_eta",
-    "Muon_tightId",
-    "Muon_sip3d",
-    "Muon_pfRelIso04_all",
-    "Jet_pt",
-    "Jet_eta",
-    "Jet_phi",
-    "Jet_mass",
-    "Jet_btagCSVV2",
-    "Jet_jetId",
-)
+BRANCHES: tuple[str, ...] = ("run", "luminosityBlock", "event", *SELECTION_BRANCHES)
 
 REGIONS: tuple[str, ...] = ("4j1b", "4j2b")
 BTAG_THRESHOLD = 0.5
