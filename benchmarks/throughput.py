@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, help="keep the input files here (reused if present)")
     p.add_argument("--ml", action="store_true",
                    help="also (c): the stage with the ML inference (generated files only)")
+    p.add_argument("--ml_trees", type=int, default=100, help="(c): trees per model")
+    p.add_argument("--ml_depth", type=int, default=5, help="(c): tree depth (the flagship's "
+                   "training selects depth 3 from its grid)")
     args = p.parse_args(argv)
 
     tmp = None
@@ -170,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
 
             from reanimate.ml import stage
 
-            even, odd, info = quick_models(data / "ttbar_base.root", data)
+            even, odd, info = quick_models(data / "ttbar_base.root", data,
+                                           n_estimators=args.ml_trees, max_depth=args.ml_depth)
             print(f"ML models: {info}", file=sys.stderr)
             ml_function = stage.chunk_function(stage.filler(even, odd))
         print(f"{'workers':>7} {'read ev/s/core':>15} {'full ev/s/core':>15} {'b/a':>5} "
