@@ -59,6 +59,10 @@ steps:
     in:
       samples: datasets/samples
       seed: param_seed
+      n_estimators_grid:
+        default: 25,50
+      max_depth_grid:
+        default: '3'
     out:
     - model_even
     - model_odd

@@ -15,19 +15,19 @@ baseCommand:
 arguments:
 - prefix: --model_even
   valueFrom: models/model_even.json
-  position: 3
+  position: 5
 - prefix: --model_odd
   valueFrom: models/model_odd.json
-  position: 4
+  position: 6
 - prefix: --metrics
   valueFrom: models/training_metrics.json
-  position: 5
+  position: 7
 - prefix: --mlflow_experiment
   valueFrom: agc-ttbar-jet-assignment
-  position: 6
+  position: 8
 - prefix: --mlflow_registered_model
   valueFrom: agc-ttbar-jet-assignment
-  position: 7
+  position: 9
 requirements:
   InitialWorkDirRequirement:
     listing:
@@ -45,6 +45,16 @@ inputs:
     inputBinding:
       prefix: --seed
       position: 2
+  n_estimators_grid:
+    type: string
+    inputBinding:
+      prefix: --n_estimators_grid
+      position: 3
+  max_depth_grid:
+    type: string
+    inputBinding:
+      prefix: --max_depth_grid
+      position: 4
 outputs:
   model_even:
     type: File
