@@ -36,3 +36,8 @@ def main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], ob
         message = " ".join(str(exc).split("\n"))
         print(f"error: {parser.prog}: {message}", file=sys.stderr)
         sys.exit(exc.exit_code)
+
+
+def one_line(exc: ReanimateError) -> str:
+    """A user error as the single stderr line a step prints: `error: ...`."""
+    return "error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

@@ -18,6 +18,7 @@ import sys
 import time
 
 from reanimate.errors import ReanimateError
+from reanimate.steps._program import one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run(args)
     except ReanimateError as exc:
-        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        print(f"error: {message}", file=sys.stderr)
+        print(one_line(exc), file=sys.stderr)
         return exc.exit_code
     print(
         f"{summary['histograms']} histograms from {summary['events']} events "

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from reanimate.errors import ReanimateError
-from reanimate.steps._program import Parser
+from reanimate.steps._program import Parser, one_line
 
 DEFAULT_EXPERIMENT = "agc_ttbar_jet_assignment"
 DEFAULT_REGISTERED_MODEL = "agc_ttbar_jet_assignment"
@@ -178,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         doc = run(args)
     except ReanimateError as exc:
-        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        print(f"error: {message}", file=sys.stderr)
+        print(one_line(exc), file=sys.stderr)
         return exc.exit_code
     _log(
         f"events fully correct {doc['fraction_events_correct']:.3f} "

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reanimate.datasets.catalogue import Catalogue, FileEntry, SampleEntry, sha256_file
+from reanimate.datasets.catalogue import AGC_XSEC_PB, Catalogue, FileEntry, SampleEntry, sha256_file
 from reanimate.datasets.catalogue import write_catalogue as _write_catalogue
 from reanimate.datasets.writing import COMPRESSIONS, write_events
 from reanimate.errors import ReanimateError
@@ -57,13 +57,6 @@ REAL_EVENTS = {
     ("single_top_t_chan", "nominal"): 109_305_936,
     ("single_top_tW", "nominal"): 1_999_400,
     ("wjets", "nominal"): 433_719_099,
-}
-AGC_XSEC_PB = {
-    "ttbar": 729.84,
-    "single_top_s_chan": 3.2944,
-    "single_top_t_chan": 234.7937,
-    "single_top_tW": 75.842,
-    "wjets": 15487.164,
 }
 TUNES = {
     ("ttbar", "nominal"): Tune(),

@@ -11,16 +11,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from reanimate.datasets.catalogue import AGC_XSEC_PB
 from reanimate.errors import ReanimateError
 
 LUMINOSITY_PB = 3378.0
-XSEC_PB: dict[str, float] = {
-    "ttbar": 729.84,
-    "single_top_s_chan": 3.2944,
-    "single_top_t_chan": 234.7937,
-    "single_top_tW": 75.842,
-    "wjets": 15487.164,
-}
+XSEC_PB: dict[str, float] = AGC_XSEC_PB  # agc-analysis.md §5
 BACKGROUNDS: tuple[str, ...] = tuple(XSEC_PB)
 SIGNAL_PREFIX = "zprime_"
 VARIATIONS: tuple[str, ...] = ("nominal", "scaledown", "scaleup", "ME_var", "PS_var")
