@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from reanimate.atomic import write_text
+
 CHUNK = 1 << 20
 
 
@@ -63,6 +65,4 @@ class HashMemo:
     def save(self) -> None:
         if self.store:
             self.store.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.store.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.entries))
-            tmp.replace(self.store)
+            write_text(self.store, json.dumps(self.entries))
