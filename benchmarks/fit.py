@@ -23,7 +23,7 @@ def workspace(path: str | None) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from stat_helpers import write_agc_histograms
 
-    from reanimate.steps import statmodel
+    from reanimate.analyses.agc.steps import statmodel
 
     with tempfile.TemporaryDirectory() as tmp:
         return statmodel.build(str(write_agc_histograms(Path(tmp) / "histograms.root")))[0]

@@ -3,7 +3,7 @@
     python benchmarks/generate.py [--events N] [--compression zlib|lzma] [--repeat R]
 
 Runs in one process (one core): "generate" times the physics alone (truth, detector, GenPart
-columns); "generate + write" times ``reanimate.steps.agc.generate.generate`` end to end (files,
+columns); "generate + write" times ``reanimate.analyses.agc.generate.generate`` end to end (files,
 sha256, catalogue) with the default compression. Prints the best of R repeats, as wall-clock
 and CPU (process) time; numpy runs single-threaded here, so CPU time is time on one core.
 Goal ≥ 100k events/s/core for generation.
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from reanimate.steps.agc.generate import (
+from reanimate.analyses.agc.generate import (
     DEFAULT_EVENTS,
     DEFAULT_SIGNAL_MASSES,
     generate,

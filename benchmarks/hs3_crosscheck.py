@@ -26,7 +26,7 @@ def main() -> None:
     import test_stat_hs3 as t
     from stat_helpers import write_agc_histograms
 
-    from reanimate.steps import statmodel
+    from reanimate.analyses.agc.steps import statmodel
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -37,8 +37,8 @@ def best_time(fn, repeat: int) -> float:
 
 
 def generate(path: Path, n: int) -> None:
+    from reanimate.analyses.agc import generate as gen
     from reanimate.datasets.writing import write_events
-    from reanimate.steps.agc import generate as gen
 
     sample = gen.plan_samples(events=n, signal_masses=())[0]
     columns = gen.generate_columns(sample, n, gen._rng(1, sample, 0))
@@ -58,10 +58,10 @@ def quick_models(
     max_depth: int = 5,
 ) -> tuple[Path, Path, str]:
     """Train a model pair on the first ``train_events`` of ``path`` (a file with GenPart)."""
+    from reanimate.analyses.agc import objects
+    from reanimate.analyses.agc.ml import training
+    from reanimate.analyses.agc.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
     from reanimate.datasets.reading import read_events
-    from reanimate.ml import training
-    from reanimate.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
-    from reanimate.steps.agc import objects
 
     branches = list(dict.fromkeys(objects.BRANCHES + INFERENCE_BRANCHES + TRAINING_BRANCHES))
     data = training.training_set(read_events(path, branches, 0, train_events))
@@ -92,17 +92,17 @@ def main(argv: list[str] | None = None) -> None:
 
     import awkward as ak
 
-    from reanimate.datasets.reading import read_events
-    from reanimate.hashing import sha256_file
-    from reanimate.ml import features as feat
-    from reanimate.ml import inference, stage
-    from reanimate.ml.selection import (
+    from reanimate.analyses.agc import objects, processing
+    from reanimate.analyses.agc.ml import features as feat
+    from reanimate.analyses.agc.ml import inference, stage
+    from reanimate.analyses.agc.ml.selection import (
         INFERENCE_BRANCHES,
         region_4j2b,
         selected_lepton,
         selection_jets,
     )
-    from reanimate.steps.agc import objects, processing
+    from reanimate.datasets.reading import read_events
+    from reanimate.hashing import sha256_file
 
     with tempfile.TemporaryDirectory(prefix="reanimate-ml-bench-") as tmp:
         tmp = Path(tmp)

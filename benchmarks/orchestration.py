@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 from reanimate.engines.cwl import run_cwl
 from reanimate.engines.local import run_spec
 from reanimate.spec import load_spec
@@ -51,7 +49,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    quiet = Console(quiet=True)
     timings: dict[str, list[float]] = {"direct": [], "local": [], "local-cached": [], "cwltool": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -62,10 +59,10 @@ def main() -> None:
         for r in range(args.repeat):
             timings["direct"].append(direct(args.steps, root))
             start = time.perf_counter()
-            run_spec(loaded, root / f"local{r}", jobs=1, console=quiet)
+            run_spec(loaded, root / f"local{r}", jobs=1)
             timings["local"].append(time.perf_counter() - start)
             start = time.perf_counter()
-            run_spec(loaded, root / f"local{r}", jobs=1, console=quiet)
+            run_spec(loaded, root / f"local{r}", jobs=1)
             timings["local-cached"].append(time.perf_counter() - start)
             start = time.perf_counter()
             run_cwl(loaded, root / f"cwl{r}", container=False)

@@ -19,8 +19,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from datasets_helpers import REFERENCE, sample_yields  # noqa: E402
 
+from reanimate.analyses.agc.generate import DEFAULT_EVENTS, REAL_EVENTS, generate  # noqa: E402
 from reanimate.datasets.catalogue import load_catalogue, resolve  # noqa: E402
-from reanimate.steps.agc.generate import DEFAULT_EVENTS, REAL_EVENTS, generate  # noqa: E402
 
 
 def table(catalogue_path: Path) -> str:

@@ -34,8 +34,8 @@ REAL = Path(__file__).resolve().parents[2] / "shared/data/nanoAOD_2015_CMS_Open_
 def build_base(path: Path, n: int) -> str:
     """One file of ``n`` ttbar events; returns how it was made."""
     try:
+        from reanimate.analyses.agc import generate
         from reanimate.datasets.writing import write_events
-        from reanimate.steps.agc import generate
     except ImportError:
         return _replicate_real(path, n)
     sample = generate.plan_samples(events=n, signal_masses=())[0]
@@ -61,7 +61,7 @@ def replicate(source: Path, path: Path, n: int, basket: int) -> None:
     import awkward as ak
     import uproot
 
-    from reanimate.steps.agc.objects import BRANCHES
+    from reanimate.analyses.agc.objects import BRANCHES
 
     with uproot.open(source) as f:
         events = f["Events"].arrays(list(BRANCHES), library="ak")
@@ -89,8 +89,8 @@ def _peak_rss_mb() -> float:
 
 def measure(files: list[str], workers: int, chunk_size: int, memory: str,
             ml_function=None) -> dict:
-    from reanimate.steps.agc import distributed, processing
-    from reanimate.steps.agc.processing import ChunkTask
+    from reanimate.analyses.agc import distributed, processing
+    from reanimate.analyses.agc.processing import ChunkTask
 
     tasks = []
     for path in files:
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             from ml_inference import quick_models
 
-            from reanimate.ml import stage
+            from reanimate.analyses.agc.ml import stage
 
             even, odd, info = quick_models(data / "ttbar_base.root", data,
                                            n_estimators=args.ml_trees, max_depth=args.ml_depth)

@@ -1,6 +1,6 @@
 """An independent, plain per-event Python implementation of the AGC selection (tests only).
 
-Written from agc-analysis.md §2–§6 without the columnar code: loops over events and objects,
+Written from docs/agc-analysis.md §2–§6 without the columnar code: loops over events and objects,
 ``math`` instead of numpy, a pure-Python splitmix64 for the smearing. Also a writer of
 hand-built events in the NanoAOD schema (the project's writer when present, else uproot).
 """

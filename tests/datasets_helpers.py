@@ -1,4 +1,4 @@
-"""A plain reference implementation of the AGC selection (agc-analysis.md §2–§3) for the tests.
+"""A plain reference implementation of the AGC selection (docs/agc-analysis.md §2–§3) for the tests.
 
 Deliberately independent of the histogram stage: it checks that generated samples land in the
 regions the way real ones do. Also used by ``benchmarks/region_yields.py``.
@@ -39,7 +39,7 @@ BRANCHES = (
     "Jet_btagCSVV2",
     "Jet_jetId",
 )
-#: Reference yields with the real files (agc-analysis.md §7), sum of weights in 25 bins.
+#: Reference yields with the real files (docs/agc-analysis.md §7), sum of weights in 25 bins.
 REFERENCE = {
     "ttbar": (21080, 50105),
     "wjets": (5152, 1592),

@@ -11,15 +11,10 @@ import numpy as np
 
 def generate_ttbar(out_dir: Path, events: int, seed: int = 1) -> Path:
     """Write ``out_dir/catalogue.json`` with one generated ttbar nominal file of ``events``."""
-    from reanimate.datasets.catalogue import (
-        Catalogue,
-        FileEntry,
-        SampleEntry,
-        sha256_file,
-        write_catalogue,
-    )
+    from reanimate.analyses.agc import generate
+    from reanimate.datasets.catalogue import Catalogue, FileEntry, SampleEntry, write_catalogue
     from reanimate.datasets.writing import write_events
-    from reanimate.steps.agc import generate
+    from reanimate.hashing import sha256_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sample = next(

@@ -67,9 +67,10 @@ def agc_histograms(seed: int = 7, scale: float = 1.0) -> dict[str, tuple[np.ndar
             WJETS_ONLY if process == "wjets" else [])
         for v in variations:
             put(f"{region}_{process}_{v}", _variation(rng, base, v, peak, width), w)
+    from reanimate.analyses.agc.output import pseudodata
+
     for region in ("4j1b", "4j2b"):
-        me, ps, wj = (out[f"{region}_{n}"] for n in ("ttbar_ME_var", "ttbar_PS_var", "wjets"))
-        out[f"{region}_pseudodata"] = ((me[0] + ps[0]) / 2 + wj[0], (me[1] + ps[1]) / 4 + wj[1])
+        out[f"{region}_pseudodata"] = tuple(pseudodata(out, region, 27))
     return out
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import uproot
 import yaml
-from rich.console import Console
 
 from reanimate.engines.cwl import run_cwl
 from reanimate.engines.local import run_spec
@@ -37,7 +36,7 @@ def both_engines(tmp_path_factory):
     spec = root / "agc-small.yaml"
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     loaded = load_spec(spec)
-    local = run_spec(loaded, root / "local", console=Console(quiet=True))
+    local = run_spec(loaded, root / "local")
     assert not local.failed, local.records
     cwl = run_cwl(loaded, root / "cwl", container=False)
     return root / "local" / "results", {k: Path(v["path"]) for k, v in cwl.items()}

@@ -50,10 +50,20 @@ def test_usage_error_exits_2(cli):
 
 
 def test_schema_is_json_schema_of_the_spec(cli, repo_root):
+    """`reanimate schema` prints the packaged copy; it, and the copy beside the specs, are
+    byte for byte the models' schema as rendered by reanimate.spec.schema.render (regenerate
+    both with `python -m reanimate.spec.schema`)."""
+    from reanimate.spec.schema import RESOURCE, packaged, render
+
+    expected = render()
+    assert json.loads(expected) == Spec.model_json_schema()
+    properties = json.loads(expected)["properties"]
+    assert {"metadata", "steps", "datasets", "statistics"} <= set(properties)
+    package_copy = repo_root / "src" / "reanimate" / Path(*RESOURCE)
+    for path in (package_copy, repo_root / "specs" / "reanimate-spec.schema.json"):
+        assert path.read_text() == expected, (
+            f"{path} is stale: regenerate it with `python -m reanimate.spec.schema`")
+    assert packaged() == expected  # what the installed package ships
     proc = cli("schema")
     assert proc.returncode == 0
-    schema = json.loads(proc.stdout)
-    assert schema == Spec.model_json_schema()
-    assert {"metadata", "steps", "datasets", "statistics"} <= set(schema["properties"])
-    committed = json.loads((repo_root / "specs" / "reanimate-spec.schema.json").read_text())
-    assert committed == schema, "specs/reanimate-spec.schema.json is stale: regenerate it"
+    assert proc.stdout == expected

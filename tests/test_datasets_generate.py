@@ -18,9 +18,9 @@ from datasets_helpers import (
     truth_labels_fraction,
 )
 
+from reanimate.analyses.agc import generate as gen
 from reanimate.datasets import load_catalogue, read_events, resolve, verify_catalogue
 from reanimate.errors import DigestMismatch, ReanimateError
-from reanimate.steps.agc import generate as gen
 
 SMALL = {"events": 400, "signal_masses": [750], "events_per_file": 250}
 
@@ -161,7 +161,7 @@ def _efficiency(events):
 
 
 #: Documented band (docs/samples.md): expected yield xsec·L·efficiency within a factor
-#: BAND of the real-data reference of agc-analysis.md §7, for 10k generated events.
+#: BAND of the real-data reference of docs/agc-analysis.md §7, for 10k generated events.
 BAND = {"ttbar": 1.6, "wjets": 2.5, "single_top_t_chan": 2.5, "single_top_tW": 2.5}
 
 
@@ -212,7 +212,7 @@ def test_step_program(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "reanimate.steps.datasets",
+        "reanimate.analyses.agc.steps.datasets",
         "--events",
         "300",
         "--seed",

@@ -11,9 +11,9 @@ import pytest
 import uproot
 from datasets_helpers import BRANCHES, REAL_NANOAOD, REAL_SHA256, regions
 
+from reanimate.analyses.agc.catalogue import import_agc
 from reanimate.datasets import (
     check_branches,
-    import_agc,
     iterate_events,
     load_catalogue,
     num_entries,

@@ -1,4 +1,5 @@
-"""Generated files have exactly the schema of the real CMS NanoAOD file (agc-analysis.md §1)."""
+"""Generated files have exactly the schema of the real CMS NanoAOD file (docs/agc-analysis.md
+§1)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 import uproot
 from datasets_helpers import REAL_NANOAOD
 
+from reanimate.analyses.agc.generate import generate
 from reanimate.datasets.schema import BRANCHES, PRECISION_BITS, reduce_mantissa
-from reanimate.steps.agc.generate import generate
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 from engine_specs import SPEC
-from rich.console import Console
 
 from reanimate.engines.cwl import export_cwl, run_cwl
 from reanimate.engines.local import run_spec
+from reanimate.engines.plan import write_spec_lock
 from reanimate.errors import DigestMismatch
-from reanimate.lock import write_lock
 from reanimate.spec import load_spec
 
 BIN = Path(sys.executable).parent
@@ -81,7 +80,7 @@ steps:
 def test_cwltool_run_gives_the_local_engines_bytes(project):
     root, spec = project
     loaded = load_spec(spec)
-    local = run_spec(loaded, root / "local", console=Console(quiet=True))
+    local = run_spec(loaded, root / "local")
     assert not local.failed
     outputs = run_cwl(loaded, root / "cwlrun")
     assert set(outputs) == {"scale__out", "label__out", "combine__out", "report__out"}
@@ -94,7 +93,7 @@ def test_cwltool_run_gives_the_local_engines_bytes(project):
 
 def test_cwl_run_refuses_tampered_input(project):
     root, spec = project
-    write_lock(load_spec(spec))
+    write_spec_lock(load_spec(spec))
     (root / "data.txt").write_text("changed\n")
     with pytest.raises(DigestMismatch, match="data.txt"):
         run_cwl(load_spec(spec), root / "cwlrun")
@@ -106,3 +105,28 @@ def test_cli_engine_cwl_with_provenance(project, cli):
     assert proc.returncode == 0, proc.stderr
     assert (root / "w" / "cwl-provenance" / "bagit.txt").exists()
     assert Path(yaml.safe_load(proc.stdout)["report__out"]).read_text() == "abc\nabc\nfirst"
+
+
+def test_program_parameters_are_typed_from_their_declared_interface(tmp_path):
+    flagship = Path(__file__).resolve().parents[1] / "specs" / "agc-ttbar.yaml"
+    written = export_cwl(load_spec(flagship), tmp_path / "cwl")
+    histograms = yaml.safe_load(written["steps/histograms"].read_text())
+    assert histograms["inputs"]["seed"]["type"] == "int"
+    assert histograms["inputs"]["chunk_size"]["type"] == "int"
+    assert histograms["inputs"]["samples"]["type"] == "Directory"
+    datasets = yaml.safe_load(written["steps/datasets"].read_text())
+    assert datasets["inputs"]["compression"]["type"] == "string"
+    fit = yaml.safe_load(written["steps/fit"].read_text())
+    assert fit["inputs"]["significance"]["type"] == {"type": "enum", "symbols": ["true", "false"]}
+    main = yaml.safe_load(written["main"].read_text())
+    assert main["inputs"]["param_seed"] == {"type": "int"}
+    job = yaml.safe_load(written["job"].read_text())
+    assert job["param_seed"] == 42 and job["param_events"] == 20000
+    assert cwltool("--validate", written["main"]).returncode == 0
+    # a job value of the wrong type is refused by cwltool itself
+    job["param_seed"] = "forty-two"
+    (tmp_path / "bad.yml").write_text(yaml.safe_dump(job))
+    proc = cwltool("--validate", written["main"], tmp_path / "bad.yml")
+    assert proc.returncode != 0
+    said = " ".join((proc.stdout + proc.stderr).split())  # cwltool wraps its lines
+    assert "param_seed" in said and "is not int" in said

@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 from engine_specs import FAIL, JOIN, SLEEP, SPEC
-from rich.console import Console
 
 from reanimate.engines.local import run_spec
+from reanimate.engines.plan import write_spec_lock
 from reanimate.errors import DigestMismatch, ReanimateError
-from reanimate.lock import write_lock
 from reanimate.spec import load_spec
-
-QUIET = Console(stderr=True, quiet=True)
 
 
 @pytest.fixture
@@ -27,7 +24,7 @@ def project(tmp_path: Path):
 
 
 def run(spec: Path, workdir: Path, **kwargs):
-    return run_spec(load_spec(spec), workdir, console=QUIET, **kwargs)
+    return run_spec(load_spec(spec), workdir, **kwargs)
 
 
 def provenance(report) -> dict:
@@ -110,7 +107,7 @@ def test_missing_output_is_a_failure(project):
 
 def test_tampered_input_is_refused(project, cli):
     root, spec = project
-    path, count = write_lock(load_spec(spec))
+    path, count = write_spec_lock(load_spec(spec))
     assert count == 1 and path.name == "spec.lock.json"
     run(spec, root / "work")
     (root / "data.txt").write_text("abd\n")
@@ -126,7 +123,7 @@ def test_tampered_input_is_refused(project, cli):
 
 def test_input_missing_from_lock_is_refused(project):
     root, spec = project
-    write_lock(load_spec(spec))
+    write_spec_lock(load_spec(spec))
     spec.write_text(SPEC.replace("path: data.txt", "path: other.txt"))
     (root / "other.txt").write_text("x")
     with pytest.raises(DigestMismatch, match="not in the lock"):

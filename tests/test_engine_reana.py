@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 from engine_specs import SPEC
-from rich.console import Console
 
 from reanimate.engines.local import run_spec
 from reanimate.engines.reana import export_reana
@@ -119,7 +118,7 @@ def test_serial_commands_chain_step_folders(project):
 def test_blessed_feature_lists_local_checksums(project):
     root, spec = project
     loaded = load_spec(spec)
-    run_spec(loaded, root / "work", console=Console(quiet=True))
+    run_spec(loaded, root / "work")
     written = export_reana(loaded, root / "reana.yaml", blessed=root / "work")
     feature = written["feature"].read_text()
     assert 'Then the workflow status should be "finished"' in feature

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from _agc_reference import random_events
 
+from reanimate.analyses.agc import output, processing
+from reanimate.analyses.agc.compare import Histogram, compare, compare_histogram, load
 from reanimate.errors import ReanimateError
-from reanimate.steps.agc import output, processing
-from reanimate.steps.agc.compare import Histogram, compare, compare_histogram, load
 
 EDGES = np.linspace(50, 550, 26)
 

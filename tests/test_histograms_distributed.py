@@ -12,9 +12,9 @@ import pytest
 import uproot
 from _agc_reference import histograms, random_events, read
 
+from reanimate.analyses.agc import distributed, output, samples
+from reanimate.analyses.agc.steps import histograms as step
 from reanimate.errors import ReanimateError
-from reanimate.steps import histograms as step
-from reanimate.steps.agc import distributed, output, samples
 
 SAMPLES = [
     ("ttbar", "nominal"), ("ttbar", "scaledown"), ("ttbar", "scaleup"), ("ttbar", "ME_var"),
@@ -178,8 +178,8 @@ def test_existing_scheduler_from_environment(catalogue, tmp_path, monkeypatch):
 
 
 def _step(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "reanimate.steps.histograms", *map(str, args)],
-                          capture_output=True, text=True, timeout=240, **kw)
+    argv = [sys.executable, "-m", "reanimate.analyses.agc.steps.histograms", *map(str, args)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=240, **kw)
 
 
 def test_step_program_with_worker_processes_and_compare(reference, catalogue, tmp_path, cli):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from _agc_reference import analyse, histograms, read
 
-from reanimate.steps.agc import distributed, objects, output, processing, samples, systematics
+from reanimate.analyses.agc import distributed, objects, output, processing, samples, systematics
 
-generate = pytest.importorskip("reanimate.steps.agc.generate")
+generate = pytest.importorskip("reanimate.analyses.agc.generate")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _agc_reference import analyse, histograms, ht, m_bjj, n_leptons, read
 
-from reanimate.steps.agc import objects, processing, systematics
+from reanimate.analyses.agc import objects, processing, systematics
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_NANOAOD = SHARED / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root"

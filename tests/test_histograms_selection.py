@@ -9,7 +9,7 @@ import pytest
 import uproot
 from _agc_reference import BRANCHES, analyse, histograms, read, smear, write
 
-from reanimate.steps.agc import objects, processing, systematics
+from reanimate.analyses.agc import objects, processing, systematics
 
 F = np.float32
 E_OK = {"pt": 40.0, "eta": 0.5, "cutBased": 4, "sip3d": 1.0}

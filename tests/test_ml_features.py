@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ml_helpers import reference_features
 
-from reanimate.ml import features as feat
-from reanimate.ml import permutations as perm
+from reanimate.analyses.agc.ml import features as feat
+from reanimate.analyses.agc.ml import permutations as perm
 
 
 def to_arrays(events):

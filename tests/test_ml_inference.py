@@ -10,11 +10,11 @@ import pytest
 import xgboost as xgb
 from ml_helpers import generate_ttbar, reference_features
 
+from reanimate.analyses.agc.ml import features as feat
+from reanimate.analyses.agc.ml import histograms as mlh
+from reanimate.analyses.agc.ml import inference, pinning, stage
 from reanimate.errors import DigestMismatch
 from reanimate.hashing import sha256_file
-from reanimate.ml import features as feat
-from reanimate.ml import histograms as mlh
-from reanimate.ml import inference, pinning, stage
 
 
 def tiny_model(path, seed: int):
@@ -146,7 +146,7 @@ def test_best_permutation_with_parity_swap_matches_a_per_event_loop(models):
 
 
 def test_filler_in_the_histogram_stage(models, tmp_path):
-    from reanimate.steps.agc import processing
+    from reanimate.analyses.agc import processing
 
     samples = generate_ttbar(tmp_path / "samples", 3000, seed=5)
     filler = stage.filler(

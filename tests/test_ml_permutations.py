@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from reanimate.ml import permutations as perm
+from reanimate.analyses.agc.ml import permutations as perm
 
 
 def reference(n: int) -> list[tuple[int, ...]]:

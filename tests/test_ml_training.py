@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reanimate.ml import pinning
-from reanimate.steps import train
+from reanimate.analyses.agc.ml import pinning
+from reanimate.analyses.agc.steps import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # SQLAlchemy 2.1 in mlflow
 
@@ -121,7 +121,7 @@ def samples(server, tmp_path_factory):  # requests the server first, so that it 
         [
             sys.executable,
             "-m",
-            "reanimate.steps.datasets",
+            "reanimate.analyses.agc.steps.datasets",
             "--events",
             "20000",
             "--seed",
@@ -215,11 +215,11 @@ def test_assignment_beats_random_choice_threefold(embedded):
 
 def test_held_out_metrics_agree_with_inference(embedded, samples):
     """Inference (best permutation, parity swap) on the matched events gives the metric."""
+    from reanimate.analyses.agc.ml.inference import best_permutations
+    from reanimate.analyses.agc.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
+    from reanimate.analyses.agc.ml.training import matched_events
+    from reanimate.analyses.agc.objects import BRANCHES
     from reanimate.datasets.reading import read_events
-    from reanimate.ml.inference import best_permutations
-    from reanimate.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
-    from reanimate.ml.training import matched_events
-    from reanimate.steps.agc.objects import BRANCHES
 
     workdir, m = embedded
     branches = list(dict.fromkeys(BRANCHES + INFERENCE_BRANCHES + TRAINING_BRANCHES))
@@ -233,10 +233,10 @@ def test_held_out_metrics_agree_with_inference(embedded, samples):
 
 
 def test_training_does_not_depend_on_grid_order(samples):
+    from reanimate.analyses.agc.ml import training
+    from reanimate.analyses.agc.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
+    from reanimate.analyses.agc.objects import BRANCHES
     from reanimate.datasets.reading import read_events
-    from reanimate.ml import training
-    from reanimate.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
-    from reanimate.steps.agc.objects import BRANCHES
 
     branches = list(dict.fromkeys(BRANCHES + INFERENCE_BRANCHES + TRAINING_BRANCHES))
     data = training.training_set(
@@ -274,7 +274,7 @@ def test_server_run_registers_a_version_that_scores_like_the_pinned_file(
     # pin through the server: the registered files are the step's files, byte for byte
     from typer.testing import CliRunner
 
-    from reanimate.ml.commands import app
+    from reanimate.cli.model import app
 
     result = CliRunner().invoke(
         app,
@@ -305,7 +305,7 @@ def test_user_errors_are_one_line_exit_2(tmp_path):
         [
             sys.executable,
             "-m",
-            "reanimate.steps.train",
+            "reanimate.analyses.agc.steps.train",
             "--samples",
             str(tmp_path / "none"),
             "--model_even",
@@ -344,11 +344,11 @@ PIN_SPEC = """
 metadata: {name: pin-test, version: "1"}
 steps:
   datasets:
-    program: reanimate.steps.datasets
+    program: reanimate.analyses.agc.steps.datasets
     parameters: {events: 3000, seed: 3, signal_masses: none}
     outputs: {samples: samples/}
   train:
-    program: reanimate.steps.train
+    program: reanimate.analyses.agc.steps.train
     inputs: {samples: steps.datasets.samples}
     parameters: {n_estimators_grid: "10", max_depth_grid: "2"}
     outputs: {model_even: m/model_even.json, model_odd: m/model_odd.json, metrics: m/metrics.json}
@@ -362,7 +362,6 @@ steps:
 
 
 def test_model_pin_spec_replaces_training_and_refuses_tampering(server, tmp_path, monkeypatch):
-    from rich.console import Console
 
     from reanimate.engines.local import run_spec
     from reanimate.errors import DigestMismatch
@@ -371,9 +370,8 @@ def test_model_pin_spec_replaces_training_and_refuses_tampering(server, tmp_path
     url = server.wait()
     spec = tmp_path / "spec.yaml"
     spec.write_text(PIN_SPEC)
-    quiet = Console(quiet=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    first = run_spec(load_spec(spec), tmp_path / "w1", console=quiet)
+    first = run_spec(load_spec(spec), tmp_path / "w1")
     assert first.executed == ["datasets", "train", "use"]
     proc = subprocess.run([sys.executable, "-m", "reanimate.cli", "model", "pin", str(spec)],
                           capture_output=True, text=True, check=False)
@@ -385,13 +383,13 @@ def test_model_pin_spec_replaces_training_and_refuses_tampering(server, tmp_path
     assert pinned.read_bytes() == trained.read_bytes()
     # a later run needs no registry: the step is replaced by the pinned, checked files
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    second = run_spec(load_spec(spec), tmp_path / "w2", console=quiet)
+    second = run_spec(load_spec(spec), tmp_path / "w2")
     assert second.records["train"].status == "pinned"
     assert second.executed == ["datasets", "use"]
     used = tmp_path / "w2" / "results" / "use" / "used_model.json"
     assert used.read_bytes() == trained.read_bytes()
     pinned.write_text(pinned.read_text().replace("0", "1", 1))
     with pytest.raises(DigestMismatch) as info:
-        run_spec(load_spec(spec), tmp_path / "w3", console=quiet)
+        run_spec(load_spec(spec), tmp_path / "w3")
     message = str(info.value)
     assert pin["files"]["model_even"]["sha256"] in message and "found" in message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from reanimate.ml.truth import LAST_COPY, distinct_parent, jet_labels
+from reanimate.analyses.agc.ml.truth import LAST_COPY, distinct_parent, jet_labels
 
 FIRST = 1 << 12
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reanimate.analyses.agc.statmodel_config import CABINETRY_NAMES
+from reanimate.analyses.agc.steps import statmodel
 from reanimate.statistics import fitting
-from reanimate.steps import statmodel
-from reanimate.steps.agc.statmodel_config import CABINETRY_NAMES
 
 cabinetry = pytest.importorskip("cabinetry")
 

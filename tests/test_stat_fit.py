@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from stat_helpers import small_workspace, write_agc_histograms
 
+from reanimate.analyses.agc.steps import statmodel
 from reanimate.statistics import fitting
-from reanimate.steps import statmodel
 
 
 def step(*args: str):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from stat_helpers import small_workspace, write_agc_histograms
 
+from reanimate.analyses.agc.steps import statmodel
 from reanimate.errors import ReanimateError
 from reanimate.statistics.hs3 import hs3_to_pyhf, pyhf_to_hs3, safe_name
-from reanimate.steps import statmodel
 
 HERE = Path(__file__).resolve().parent
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -152,7 +152,7 @@ def test_pyhf_to_hs3_refuses_invalid_workspace():
 def test_cli_round_trip_and_errors(tmp_path, cli):
     from typer.testing import CliRunner
 
-    from reanimate.statistics.commands import app
+    from reanimate.cli.hs3 import app
 
     src = tmp_path / "ws.json"
     src.write_text(json.dumps(small_workspace()))

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from stat_helpers import agc_histograms, write_agc_histograms, write_histograms
 
+from reanimate.analyses.agc.steps import statmodel
 from reanimate.errors import ReanimateError
 from reanimate.statistics.histfactory import norm_plus_shape, rebin
-from reanimate.steps import statmodel
 
 
 def step(*args: str):
-    return subprocess.run([sys.executable, "-m", "reanimate.steps.statmodel", *map(str, args)],
-                          capture_output=True, text=True, check=False)
+    argv = [sys.executable, "-m", "reanimate.analyses.agc.steps.statmodel", *map(str, args)]
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import sys
 import pytest
 from stat_helpers import ml_histograms, write_agc_histograms, write_histograms
 
+from reanimate.analyses.agc.steps import statmodel
 from reanimate.statistics import fitting
-from reanimate.steps import statmodel
 
 EXPECTED = ["stacked_4j1b", "stacked_4j2b", "ttbar_btag_variations_4j1b",
             "ttbar_jet_energy_variations_4j2b", "ml_features", "pulls", "prefit_4j1b",
@@ -18,8 +18,8 @@ EXPECTED = ["stacked_4j1b", "stacked_4j2b", "ttbar_btag_variations_4j1b",
 
 
 def step(*args: str):
-    return subprocess.run([sys.executable, "-m", "reanimate.steps.plots", *map(str, args)],
-                          capture_output=True, text=True, check=False)
+    argv = [sys.executable, "-m", "reanimate.analyses.agc.steps.plots", *map(str, args)]
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_every_figure_png_and_pdf_reproducibly(inputs, tmp_path):
         assert data.startswith(b"\x89PNG" if name.endswith(".png") else b"%PDF")
         assert b"CreationDate" not in data
     # same inputs, same bytes (two figures redrawn in-process, which is the same code)
-    from reanimate.steps.agc import histfile, plotting
+    from reanimate.analyses.agc import histfile, plotting
 
     again = tmp_path / "again"
     again.mkdir()

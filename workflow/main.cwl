@@ -5,11 +5,11 @@ class: Workflow
 label: AGC CMS Open Data ttbar cross-section measurement (task v2, with ML)
 inputs:
   param_events:
-    type: string
+    type: int
   param_seed:
-    type: string
+    type: int
   param_chunk_size:
-    type: string
+    type: int
 outputs:
   datasets__samples:
     type: Directory

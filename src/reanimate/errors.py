@@ -23,9 +23,3 @@ class SpecError(ReanimateError):
 
 class DigestMismatch(ReanimateError):
     """A file whose sha256 differs from the one pinned in a lock or spec."""
-
-
-class StepFailed(ReanimateError):
-    """A workflow step exited non-zero."""
-
-    exit_code = 1

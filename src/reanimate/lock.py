@@ -1,4 +1,7 @@
-"""SPEC.lock.json: the sha256 of every input file a spec reads, and its verification."""
+"""SPEC.lock.json: the sha256 of every input file a spec reads, model pins, and verification.
+
+The lock is read once per command (read_lock) and handed to the plan; nothing else opens it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from reanimate.atomic import write_text
 from reanimate.errors import DigestMismatch, ReanimateError
 from reanimate.hashing import HashMemo
-from reanimate.spec.graph import references
-from reanimate.spec.loader import LoadedSpec
+from reanimate.urls import is_remote
 
 LOCK_VERSION = 1
-REMOTE_PREFIXES = ("http://", "https://", "root://", "s3://")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,19 @@ class InputFile:
     declared_sha256: str | None = None
 
 
+@dataclass(frozen=True)
+class Lock:
+    """SPEC.lock.json as read once: input digests (None: no lock file) and model pins."""
+
+    path: Path
+    files: dict[str, dict] | None
+    models: dict[str, dict]
+
+    @property
+    def exists(self) -> bool:
+        return self.files is not None
+
+
 def lock_path(spec_path: Path) -> Path:
     name = spec_path.name
     for suffix in (".yaml", ".yml"):
@@ -32,64 +47,48 @@ def lock_path(spec_path: Path) -> Path:
     return spec_path.with_name(name + ".lock.json")
 
 
-def spec_inputs(loaded: LoadedSpec, steps: set[str] | None = None) -> dict[str, InputFile]:
-    """Every external input file by its spec key: all of them, or those `steps` read."""
-    out: dict[str, InputFile] = {}
-    wanted: set[str] | None = None if steps is None else set()
-    for name, step in loaded.spec.steps.items():
-        if steps is not None and name not in steps:
-            continue
-        for value in step.inputs.values():
-            for ref in references(value):
-                if ref.startswith("file:"):
-                    key = ref.removeprefix("file:")
-                    out[key] = _input(loaded, key, None)
-                elif ref.startswith("datasets.") and wanted is not None:
-                    wanted.add(ref.removeprefix("datasets."))
-    for name, dataset in loaded.spec.datasets.items():
-        if wanted is None or name in wanted:
-            for file in dataset.files:
-                out[file.path] = _input(loaded, file.path, file.sha256)
-    return out
+def read_lock(spec_path: Path) -> Lock:
+    """The lock of a spec (every field empty when there is none); a broken lock is an error."""
+    path = lock_path(spec_path)
+    if not path.exists():
+        return Lock(path, None, {})
+    try:
+        payload = json.loads(path.read_text())
+        files, models = dict(payload["files"]), dict(payload.get("models", {}))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ReanimateError(
+            f"{path}: not a valid lock file ({exc}); rerun reanimate lock"
+        ) from None
+    return Lock(path, files, models)
 
 
-def _input(loaded: LoadedSpec, key: str, sha: str | None) -> InputFile:
-    if key.startswith(REMOTE_PREFIXES):
+def external_input(base_dir: Path, key: str, sha: str | None = None) -> InputFile:
+    if is_remote(key):
         return InputFile(key, None, sha)
-    return InputFile(key, (loaded.base_dir / key).resolve(), sha)
+    return InputFile(key, (base_dir / key).resolve(), sha)
 
 
-def write_lock(loaded: LoadedSpec, memo: HashMemo | None = None) -> tuple[Path, int]:
+def write_lock(inputs: dict[str, InputFile], spec_path: Path,
+               memo: HashMemo | None = None) -> tuple[Path, int]:
+    """Record the sha256 of every local input (keeping the model pins already there)."""
     memo = memo or HashMemo(None)
     files = {}
-    for key, item in sorted(spec_inputs(loaded).items()):
+    for key, item in sorted(inputs.items()):
         if item.path is None:
             continue  # remote: pinned by the spec's own sha256 if any
         if not item.path.is_file():
             raise ReanimateError(f"cannot lock {key}: file not found ({item.path})")
         files[key] = {"sha256": memo.sha256(item.path), "size": item.path.stat().st_size}
-    path = lock_path(loaded.path)
-    payload = {"lock_version": LOCK_VERSION, "spec": loaded.path.name, "files": files}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    path = lock_path(spec_path)
+    payload = {"lock_version": LOCK_VERSION, "spec": spec_path.name, "files": files}
+    models = read_lock(spec_path).models
+    if models:
+        payload["models"] = models
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path, len(files)
 
 
-def read_lock(spec_path: Path) -> dict[str, dict] | None:
-    path = lock_path(spec_path)
-    if not path.exists():
-        return None
-    try:
-        payload = json.loads(path.read_text())
-        return dict(payload["files"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReanimateError(
-            f"{path}: not a valid lock file ({exc}); rerun reanimate lock"
-        ) from None
-
-
-def verify_input(item: InputFile, lock: dict[str, dict] | None, memo: HashMemo) -> str | None:
+def verify_input(item: InputFile, lock: Lock, memo: HashMemo) -> str | None:
     """The input's sha256 after checking it against the lock and the spec; None if remote."""
     if item.path is None:
         return item.declared_sha256
@@ -99,10 +98,10 @@ def verify_input(item: InputFile, lock: dict[str, dict] | None, memo: HashMemo) 
     expected = []
     if item.declared_sha256:
         expected.append(("the spec", item.declared_sha256))
-    if lock is not None:
-        if item.key not in lock:
+    if lock.files is not None:
+        if item.key not in lock.files:
             raise DigestMismatch(f"input {item.key} is not in the lock; run `reanimate lock`")
-        expected.append(("the lock", lock[item.key]["sha256"]))
+        expected.append(("the lock", lock.files[item.key]["sha256"]))
     for where, digest in expected:
         if digest != actual:
             raise DigestMismatch(
@@ -113,36 +112,23 @@ def verify_input(item: InputFile, lock: dict[str, dict] | None, memo: HashMemo) 
 
 
 # -- model pins: a training step replaced by a registered model version ---------------------
-def read_pins(spec_path: Path) -> dict[str, dict]:
-    """Step name -> {name, version, files: {output: {path, sha256}}} from the lock."""
-    path = lock_path(spec_path)
-    if not path.exists():
-        return {}
-    try:
-        return dict(json.loads(path.read_text()).get("models", {}))
-    except (ValueError, AttributeError) as exc:
-        raise ReanimateError(f"{path}: not a valid lock file ({exc})") from None
-
-
-def write_pin(loaded: LoadedSpec, step: str, pin: dict) -> Path:
+def write_pin(spec_path: Path, step: str, pin: dict) -> Path:
     """Record `pin` for `step` in the lock, keeping the file digests already there."""
-    path = lock_path(loaded.path)
-    payload = {"lock_version": LOCK_VERSION, "spec": loaded.path.name, "files": {}}
+    path = lock_path(spec_path)
+    payload = {"lock_version": LOCK_VERSION, "spec": spec_path.name, "files": {}}
     if path.exists():
         payload = json.loads(path.read_text())
     payload.setdefault("models", {})[step] = pin
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path
 
 
-def verified_pin_outputs(loaded: LoadedSpec, step: str, pin: dict,
+def verified_pin_outputs(base_dir: Path, step: str, pin: dict,
                          memo: HashMemo) -> dict[str, tuple[Path, str]]:
     """The pinned files of a step (output name -> (path, sha256)), each checked."""
     out = {}
     for output, entry in pin.get("files", {}).items():
-        file = (loaded.base_dir / entry["path"]).resolve()
+        file = (base_dir / entry["path"]).resolve()
         if not file.is_file():
             raise ReanimateError(f"pinned model file {entry['path']} of step {step!r} not found; "
                                  "rerun `reanimate model pin`")

@@ -11,19 +11,19 @@ hints:
 baseCommand:
 - python
 - -m
-- reanimate.steps.datasets
+- reanimate.analyses.agc.steps.datasets
 arguments:
 - prefix: --samples
   valueFrom: samples
   position: 4
 inputs:
   events:
-    type: string
+    type: int
     inputBinding:
       prefix: --events
       position: 1
   seed:
-    type: string
+    type: int
     inputBinding:
       prefix: --seed
       position: 2

@@ -27,7 +27,11 @@ inputs:
       prefix: --workspace
       position: 1
   significance:
-    type: string
+    type:
+      type: enum
+      symbols:
+      - 'true'
+      - 'false'
     inputBinding:
       prefix: --significance
       position: 2

@@ -11,7 +11,7 @@ hints:
 baseCommand:
 - python
 - -m
-- reanimate.steps.histograms
+- reanimate.analyses.agc.steps.histograms
 arguments:
 - prefix: --histograms
   valueFrom: histograms.root
@@ -45,12 +45,12 @@ inputs:
       prefix: --model_odd
       position: 3
   seed:
-    type: string
+    type: int
     inputBinding:
       prefix: --seed
       position: 4
   chunk_size:
-    type: string
+    type: int
     inputBinding:
       prefix: --chunk_size
       position: 5

@@ -9,7 +9,7 @@ hints:
 baseCommand:
 - python
 - -m
-- reanimate.steps.plots
+- reanimate.analyses.agc.steps.plots
 arguments:
 - prefix: --plots
   valueFrom: plots

@@ -9,7 +9,7 @@ hints:
 baseCommand:
 - python
 - -m
-- reanimate.steps.statmodel
+- reanimate.analyses.agc.steps.statmodel
 arguments:
 - prefix: --workspace
   valueFrom: statmodel/workspace.json

@@ -11,7 +11,7 @@ hints:
 baseCommand:
 - python
 - -m
-- reanimate.steps.train
+- reanimate.analyses.agc.steps.train
 arguments:
 - prefix: --model_even
   valueFrom: models/model_even.json
@@ -41,7 +41,7 @@ inputs:
       prefix: --samples
       position: 1
   seed:
-    type: string
+    type: int
     inputBinding:
       prefix: --seed
       position: 2

@@ -22,7 +22,7 @@ def compare(
     """Compare two histogram sets with the AGC validation semantics; exit 1 on mismatch."""
     from rich.console import Console
 
-    from reanimate.steps.agc.compare import compare_files
+    from reanimate.analyses.agc.compare import compare_files
 
     mismatches, count = compare_files(first, second)
     out = Console(highlight=False, soft_wrap=True)

@@ -10,11 +10,8 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-from reanimate.errors import ReanimateError
+from reanimate.cli.app import err
 
 app = typer.Typer(
     help="Sample catalogues: generate AGC-like NanoAOD samples or import real ones.",
@@ -22,22 +19,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
 
 
-def parse_masses(text: str) -> list[float]:
-    """'500,750,1000' → [500.0, 750.0, 1000.0]; '' or 'none' → []."""
-    if text.strip().lower() in ("", "none"):
-        return []
-    try:
-        return [float(m) for m in text.split(",") if m.strip()]
-    except ValueError:
-        raise ReanimateError(
-            f"--signal-masses {text!r}: expected comma-separated GeV values"
-        ) from None
+def summary(catalogue, title: str):
+    """A rich Table of the catalogue's samples."""
+    from rich.table import Table
 
-
-def summary(catalogue, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("process", "variation", "files", "events", "xsec (pb)"):
         table.add_column(column, justify="left" if column in ("process", "variation") else "right")
@@ -55,8 +42,8 @@ def summary(catalogue, title: str) -> Table:
 @app.command()
 def generate(
     out: Path = typer.Option(..., "--out", help="Directory for the ROOT files and catalogue.json."),
-    events: int = typer.Option(10_000, "--events", help="ttbar-nominal events; others scale (§7)."),
-    seed: int = typer.Option(1, "--seed", help="Random seed; same seed, same bytes."),
+    events: int = typer.Option(20_000, "--events", help="ttbar-nominal events; others scale (§7)."),
+    seed: int = typer.Option(42, "--seed", help="Random seed; same seed, same bytes."),
     compression: str = typer.Option("zlib", "--compression", help="zlib or lzma."),
     signal_masses: str = typer.Option(
         "500,750,1000,1500,2000,3000",
@@ -66,8 +53,10 @@ def generate(
     events_per_file: int = typer.Option(20_000, "--events-per-file", help="Split larger samples."),
 ) -> None:
     """Generate the nine AGC samples and Z' signals in the CMS NanoAOD schema."""
-    from reanimate.steps.agc.generate import generate as run_generate
-    from reanimate.steps.agc.generate import plan_samples
+    from rich.progress import Progress
+
+    from reanimate.analyses.agc.generate import generate as run_generate
+    from reanimate.analyses.agc.generate import parse_masses, plan_samples
 
     masses = parse_masses(signal_masses)
     total_planned = sum(s.nevts for s in plan_samples(events, masses))
@@ -101,7 +90,7 @@ def import_agc(
     ),
 ) -> None:
     """Import the AGC's nanoaod_inputs.json: sha256 and entries of local files."""
-    from reanimate.datasets.catalogue import import_agc as run_import
+    from reanimate.analyses.agc.catalogue import import_agc as run_import
 
     catalogue = run_import(agc_json, out, max_files_per_sample)
     err.print(summary(catalogue, str(out)))

@@ -31,10 +31,12 @@ def pin(
 ) -> None:
     """Pin a training step to a registered model version: files next to the spec, digests in
     the lock. Runs then use these files instead of retraining, and refuse them if altered."""
+    import os
+    import tempfile
+
+    from reanimate.analyses.agc.ml.pinning import pin_from_registry
     from reanimate.errors import ReanimateError
-    from reanimate.hashing import sha256_file
     from reanimate.lock import write_pin
-    from reanimate.ml.pinning import pin_from_registry
     from reanimate.spec import load_spec
 
     loaded = load_spec(spec)
@@ -47,19 +49,21 @@ def pin(
         raise ReanimateError("no registry: give --tracking-uri or set MLFLOW_TRACKING_URI")
     name = loaded.spec.steps[step].mlflow.registered_model
     target = loaded.base_dir / "models" / name
-    fetched = pin_from_registry(tracking_uri, name, version, target / "pending")
-    final = target / f"v{fetched['version']}"
-    final.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     files = {}
-    for output, entry in fetched["files"].items():
-        src = Path(entry["path"])
-        dst = final / src.name
-        src.replace(dst)
-        files[output] = {"path": str(dst.relative_to(loaded.base_dir)), "sha256": sha256_file(dst)}
-    (target / "pending").rmdir()
+    # download into a fresh hidden folder, then rename each verified file into vN/ (atomic)
+    with tempfile.TemporaryDirectory(prefix=".pending-", dir=target) as pending:
+        fetched = pin_from_registry(tracking_uri, name, version, pending)
+        final = target / f"v{fetched['version']}"
+        final.mkdir(exist_ok=True)
+        for output, entry in fetched["files"].items():
+            dst = final / Path(entry["path"]).name
+            os.replace(entry["path"], dst)
+            files[output] = {"path": str(dst.relative_to(loaded.base_dir)),
+                             "sha256": entry["sha256"]}
     pin_record = {"name": name, "version": fetched["version"], "run_id": fetched["run_id"],
                   "files": files}
-    lock = write_pin(loaded, step, pin_record)
+    lock = write_pin(loaded.path, step, pin_record)
     typer.echo(json.dumps(pin_record, indent=2, sort_keys=True))
     typer.echo(f"pinned step {step!r} to {name} version {fetched['version']} in {lock}", err=True)
 
@@ -72,7 +76,7 @@ def fetch(
     out: Path = typer.Option(Path("."), "--out", help="Directory for model_even/odd.json."),
 ) -> None:
     """Download a registered version's two model files, check their digests, print the pin."""
-    from reanimate.ml.pinning import pin_from_registry
+    from reanimate.analyses.agc.ml.pinning import pin_from_registry
 
     result = pin_from_registry(tracking_uri, name, version, out)
     typer.echo(json.dumps(result, indent=2, sort_keys=True))

@@ -2,7 +2,7 @@
 
 Derived once with uproot from ``shared/data/nanoAOD_2015_CMS_Open_Data_ttbar.root`` (tree
 ``Events``): the interpretation of every branch that the AGC selection, the ML inference and the
-ML training read (agc-analysis.md §1). Jagged branches are ``AsJagged(AsDtype(...))`` whose
+ML training read (docs/agc-analysis.md §1). Jagged branches are ``AsJagged(AsDtype(...))`` whose
 TLeaf is counted by the ``n<Collection>`` leaf (``Jet_pt[nJet]``); counters, ``run`` and
 ``luminosityBlock`` are big-endian ``uint32``, ``event`` is ``uint64``. The generator writes
 exactly this table and the reader refuses any file that disagrees with it.
@@ -131,35 +131,6 @@ def _table() -> dict[str, BranchSpec]:
 
 #: Every branch reanimate reads, by name.
 BRANCHES: dict[str, BranchSpec] = _table()
-
-#: Branch groups named for who reads them (agc-analysis.md §1).
-SELECTION_BRANCHES = (
-    "Electron_pt",
-    "Electron_eta",
-    "Electron_cutBased",
-    "Electron_sip3d",
-    "Muon_pt",
-    "Muon_eta",
-    "Muon_tightId",
-    "Muon_sip3d",
-    "Muon_pfRelIso04_all",
-    "Jet_pt",
-    "Jet_eta",
-    "Jet_phi",
-    "Jet_mass",
-    "Jet_btagCSVV2",
-    "Jet_jetId",
-)
-ML_INFERENCE_BRANCHES = (
-    "Jet_qgl",
-    "Electron_phi",
-    "Electron_mass",
-    "Muon_phi",
-    "Muon_mass",
-    "event",
-)
-ML_TRAINING_BRANCHES = tuple(f"GenPart_{f}" for f in COLLECTIONS["GenPart"])
-
 
 def expected(name: str) -> BranchSpec | None:
     """The expected spec of branch ``name``, or None for branches reanimate does not check."""

@@ -1,4 +1,4 @@
-"""Write NanoAOD-schema ``Events`` trees with uproot, byte-for-byte reproducibly.
+"""Write ROOT files with uproot, byte-for-byte reproducibly; NanoAOD-schema ``Events`` trees.
 
 uproot (5.7) differs from the real files in one respect and is not reproducible in two:
 
@@ -7,18 +7,23 @@ uproot (5.7) differs from the real files in one respect and is not reproducible 
   header is written (``_NanoTree`` below), so ``nJet`` reads as ``AsDtype('>u4')`` like the real
   files;
 * every TKey/TDirectory carries ``datetime.now()`` and the file header a ``uuid1()``. We pin the
-  clock to :data:`FIXED_TIME` while writing and derive the UUID from a caller-given key.
+  clock while writing (:func:`reproducible_uproot`: :data:`FIXED_TIME` for samples,
+  :func:`source_date` for histogram files) and derive the UUID from a caller-given key.
 
 Both fixes touch uproot internals (``uproot.writing._cascadetree.Tree`` and the ``datetime`` name of
-three writing modules) for the duration of one write, under a lock. The schema test compares a
-generated file with the real one branch by branch and the determinism test compares bytes, so an
-uproot release that changes these internals is caught by the tests, not by users.
+three writing modules) for the duration of one write, under a lock. :func:`reproducible_uproot`
+is the one place that does this, for every ROOT file reanimate writes (samples, histograms). The
+schema test compares a generated file with the real one branch by branch and the determinism
+tests compare bytes, so an uproot release that changes these internals is caught by the tests,
+not by users. ROOT also stores the file's own name: write through
+``reanimate.atomic.atomic_path(path, keep_name=True)`` so that a temporary name never gets in.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import os
 import threading
 import types
 import uuid
@@ -33,6 +38,7 @@ import uproot.writing._cascade as _cascade
 import uproot.writing._cascadetree as _cascadetree
 import uproot.writing.writable as _writable
 
+from reanimate.atomic import atomic_path
 from reanimate.datasets.schema import (
     COLLECTIONS,
     COUNTER_DTYPE,
@@ -42,8 +48,12 @@ from reanimate.datasets.schema import (
     reduce_mantissa,
 )
 
-#: The timestamp written into every key and directory (ROOT's TDatime cannot hold 1970).
+#: The timestamp written into every key and directory of the samples (ROOT's TDatime cannot
+#: hold 1970).
 FIXED_TIME = _dt.datetime(2015, 1, 1, 0, 0, 0)
+
+#: The default of :func:`source_date`: 2000-01-01 00:00:00 UTC.
+DEFAULT_SOURCE_DATE_EPOCH = 946684800
 
 #: zlib level 1 as in the real AGC file; lzma level 1: ~30 % smaller files, ~4x slower to write.
 COMPRESSIONS = {"zlib": uproot.ZLIB(1), "lzma": uproot.LZMA(1)}
@@ -52,10 +62,24 @@ _LOCK = threading.Lock()
 _MODULES = (_cascade, _cascadetree, _writable)
 
 
-class _FixedClock(_dt.datetime):
-    @classmethod
-    def now(cls, tz=None):  # noqa: ARG003 - same signature as datetime.now
-        return FIXED_TIME
+def source_date() -> _dt.datetime:
+    """``$SOURCE_DATE_EPOCH`` (default 2000-01-01) as a naive UTC datetime: the time stamped
+    into histogram files, overridable as reproducible-builds tools expect."""
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH))
+    return _dt.datetime.fromtimestamp(epoch, tz=_dt.UTC).replace(tzinfo=None)
+
+
+def _clock(when: _dt.datetime) -> types.SimpleNamespace:
+    """A stand-in for the ``datetime`` module whose ``datetime.now()`` is always ``when``."""
+
+    class _FixedClock(_dt.datetime):
+        @classmethod
+        def now(cls, tz=None):  # noqa: ARG003 - same signature as datetime.now
+            return when
+
+    shim = types.SimpleNamespace(**vars(_dt))
+    shim.datetime = _FixedClock
+    return shim
 
 
 class _NanoTree(_cascadetree.Tree):
@@ -70,11 +94,12 @@ class _NanoTree(_cascadetree.Tree):
 
 
 @contextmanager
-def reproducible_uproot() -> Iterator[None]:
-    """While active, uproot writes :data:`FIXED_TIME` in every key/directory and NanoAOD's
-    unsigned counters. Use it for any ROOT output (histograms too), with
-    ``uproot.recreate(path, uuid_function=lambda: file_uuid(key))``."""
-    clock = types.SimpleNamespace(datetime=_FixedClock)
+def reproducible_uproot(when: _dt.datetime | None = None) -> Iterator[None]:
+    """While active, uproot writes ``when`` (default :data:`FIXED_TIME`) in every key and
+    directory, and NanoAOD's unsigned counters in trees. Use it for any ROOT output (histograms
+    too), with ``uproot.recreate(path, uuid_function=lambda: file_uuid(key))`` or another
+    content-derived UUID."""
+    clock = _clock(FIXED_TIME if when is None else when)
     with _LOCK:
         saved = [m.datetime for m in _MODULES]
         tree_class = _cascadetree.Tree
@@ -122,9 +147,9 @@ def write_events(
 
     ``scalars``: ``run``, ``luminosityBlock``, ``event`` arrays; ``collections``: for each of
     ``Electron``, ``Muon``, ``Jet``, ``GenPart`` a pair (counts, {field: flat array}). ``key``
-    seeds the file UUID, so the same key and content give the same bytes. Float branches are
-    stored with NanoAOD's reduced mantissa precision
-    (:data:`~reanimate.datasets.schema.PRECISION_BITS`).
+    seeds the file UUID, so the same key and content give the same bytes; the file appears
+    whole or not at all (atomic rename). Float branches are stored with NanoAOD's reduced
+    mantissa precision (:data:`~reanimate.datasets.schema.PRECISION_BITS`).
     """
     arrays: dict[str, object] = {}
     types_: dict[str, object] = {}
@@ -136,9 +161,9 @@ def write_events(
         arrays[coll] = _collection_array(np.asarray(counts), fields, coll)
         types_[coll] = arrays[coll].type.content
     fixed_uuid = file_uuid(key)
-    with reproducible_uproot():
+    with atomic_path(path, keep_name=True) as tmp, reproducible_uproot():
         with uproot.recreate(
-            path, compression=COMPRESSIONS[compression], uuid_function=lambda: fixed_uuid
+            tmp, compression=COMPRESSIONS[compression], uuid_function=lambda: fixed_uuid
         ) as out:
             tree = out.mktree("Events", types_, title="Events")
             tree.extend(arrays)

@@ -1,9 +1,12 @@
-"""Compile a spec to CWL v1.2 (one CommandLineTool per step) and run it with cwltool.
+"""Compile a plan to CWL v1.2 (one CommandLineTool per step) and run it with cwltool.
 
 The subset is the conservative one REANA's 2021 cwltool accepts: CommandLineTool, Workflow,
 DockerRequirement under hints (with it under requirements `cwltool --no-container` aborts),
-memory duplicated into a `reana` hint. Every parameter is passed as a string rendered exactly as
-the local engine renders it, so both engines run the same argv.
+memory duplicated into a `reana` hint. A program step's parameters are typed from its declared
+interface (int, float, string; a boolean as the enum true|false, because CWL renders a boolean
+as a bare flag while our programs take `--flag true`), so cwltool checks job values and renders
+the same argv as the local engine. A command step's parameters are strings rendered as the
+local engine renders them.
 """
 
 from __future__ import annotations
@@ -19,27 +22,17 @@ from typing import Any
 
 import yaml
 
-from reanimate.engines.commands import block_flags, render
+from reanimate.engines.plan import Arg, Plan, PlanStep, make_plan, render
 from reanimate.errors import ReanimateError
 from reanimate.hashing import HashMemo
-from reanimate.lock import (
-    REMOTE_PREFIXES,
-    read_lock,
-    read_pins,
-    spec_inputs,
-    verified_pin_outputs,
-    verify_input,
-)
-from reanimate.spec.checks import PARAMETER_REF, PLACEHOLDER
-from reanimate.spec.graph import dependencies, parse_step_reference, references, topological_order
+from reanimate.lock import verified_pin_outputs
 from reanimate.spec.loader import LoadedSpec
-from reanimate.spec.models import Step
+from reanimate.spec.refs import DatasetRef, FileRef, StepOutputRef, substitute, whole_placeholder
+from reanimate.urls import is_remote
 
 CWL_VERSION = "v1.2"
-
-
-def _is_dir(path: str) -> bool:
-    return path.endswith("/")
+BOOLEAN = {"type": "enum", "symbols": ["true", "false"]}
+CWL_TYPES = {"int": "int", "float": "float", "str": "string", "bool": BOOLEAN}
 
 
 def _clean(path: str) -> str:
@@ -51,86 +44,75 @@ def _cwl_id(text: str) -> str:
 
 
 class CwlCompiler:
-    def __init__(self, loaded: LoadedSpec, outdir: Path) -> None:
-        self.loaded = loaded
-        self.spec = loaded.spec
+    def __init__(self, plan: Plan, outdir: Path) -> None:
+        self.plan = plan
+        self.spec = plan.spec
         self.outdir = outdir.resolve()
         self.workflow_inputs: dict[str, dict] = {}
         self.job: dict[str, Any] = {}
-        # a step pinned to a registered model is not run: its pinned files become inputs
-        self.pins = read_pins(loaded.path)
 
     # -- types --------------------------------------------------------------------------
-    def input_type(self, value: str | list[str]) -> str:
+    def input_type(self, planned: PlanStep, name: str) -> str:
+        refs = planned.step.input_refs[name]
         kinds = set()
-        many = isinstance(value, list)
-        for ref in references(value):
-            if ref.startswith("datasets."):
+        many = len(refs) > 1 or isinstance(planned.step.inputs[name], list)
+        for ref in refs:
+            if isinstance(ref, DatasetRef):
                 kinds.add("File")
                 many = True
-            elif ref.startswith("file:"):
+            elif isinstance(ref, FileRef):
                 kinds.add("File")
             else:
-                producer, output = parse_step_reference(ref)
-                kinds.add("Directory" if _is_dir(self.spec.steps[producer].outputs[output])
-                          else "File")
+                producer = self.plan.steps[ref.step]
+                kinds.add("Directory" if producer.output_is_dir(ref.output) else "File")
         if len(kinds) != 1:
             raise ReanimateError("CWL cannot mix files and directories in one input")
         kind = kinds.pop()
         return f"{kind}[]" if many else kind
 
+    def parameter_type(self, planned: PlanStep, name: str) -> Any:
+        flag = planned.interface.flag(name) if planned.interface else None
+        return CWL_TYPES.get(flag.kind, "string") if flag else "string"
+
+    def job_value(self, planned: PlanStep, name: str, value: Any) -> Any:
+        kind = self.parameter_type(planned, name)
+        if kind in ("int", "float") and not isinstance(value, bool):
+            return value
+        return render(value)
+
     # -- tools ----------------------------------------------------------------------------
-    def tool(self, name: str, step: Step) -> dict:
+    def tool(self, planned: PlanStep) -> dict:
+        step = planned.step
         tool: dict[str, Any] = {"cwlVersion": CWL_VERSION, "class": "CommandLineTool"}
         if step.description:
             tool["doc"] = step.description
-        hints = self._hints(step)
+        hints = self._hints(planned)
         if hints:
             tool["hints"] = hints
         inputs: dict[str, dict] = {}
-        outputs: dict[str, dict] = {}
-        for oname, path in step.outputs.items():
-            outputs[oname] = {
-                "type": "Directory" if _is_dir(path) else "File",
-                "outputBinding": {"glob": _clean(path)},
-            }
+        outputs: dict[str, dict] = {
+            oname: {"type": "Directory" if planned.output_is_dir(oname) else "File",
+                    "outputBinding": {"glob": _clean(path)}}
+            for oname, path in step.outputs.items()
+        }
+        for iname in step.inputs:
+            inputs[iname] = {"type": self.input_type(planned, iname)}
+        for pname in step.parameters:
+            inputs[pname] = {"type": self.parameter_type(planned, pname)}
         if step.program:
-            tool["baseCommand"] = ["python", "-m", step.program]
-            position = 0
-            for iname, value in step.inputs.items():
-                position += 1
-                inputs[iname] = {"type": self.input_type(value),
-                                 "inputBinding": {"prefix": f"--{iname}", "position": position}}
-            for pname in step.parameters:
-                position += 1
-                inputs[pname] = {"type": "string",
-                                 "inputBinding": {"prefix": f"--{pname}", "position": position}}
-            arguments = []
-            for oname, path in step.outputs.items():
-                position += 1
-                arguments.append({"prefix": f"--{oname}", "valueFrom": _clean(path),
-                                  "position": position})
-            for flag, val in block_flags(step):
-                position += 1
-                arguments.append({"prefix": flag, "valueFrom": val, "position": position})
-            tool["arguments"] = arguments
+            tool["baseCommand"], tool["arguments"] = self._program_bindings(planned, inputs)
         else:
-            argv = list(step.command or [])
-            tool["baseCommand"] = [argv[0]]
-            needs_js = False
-            for iname, value in step.inputs.items():
-                inputs[iname] = {"type": self.input_type(value)}
-            for pname in step.parameters:
-                inputs[pname] = {"type": "string"}
-            arguments = []
-            for arg in argv[1:]:
-                converted, js = self._convert_argument(arg, inputs, step)
+            args = planned.args
+            tool["baseCommand"] = [args[0].value]
+            arguments, needs_js = [], False
+            for arg in args[1:]:
+                converted, js = self._convert_argument(arg, inputs, planned)
                 needs_js |= js
                 arguments.append(converted)
             tool["arguments"] = arguments
             if needs_js:
                 tool["requirements"] = {"InlineJavascriptRequirement": {}}
-        folders = _output_folders(step)
+        folders = _output_folders(step.outputs)
         if folders:
             # every engine creates the folders outputs live in (the local one does too)
             requirements = tool.setdefault("requirements", {})
@@ -139,16 +121,35 @@ class CwlCompiler:
         tool["outputs"] = outputs
         return tool
 
-    def _convert_argument(self, arg: str, inputs: dict, step: Step) -> tuple[str, bool]:
-        whole = re.fullmatch(PLACEHOLDER, arg)
-        if whole and whole.group(1) == "inputs" and inputs[whole.group(2)]["type"].endswith("[]"):
-            js = "${return inputs." + whole.group(2) + ".map(function(f) { return f.path; });}"
+    def _program_bindings(self, planned: PlanStep, inputs: dict) -> tuple[list, list]:
+        """baseCommand and arguments of a program step: the plan's argv, position by position."""
+        base, arguments = [], []
+        position = 0
+        for arg in planned.args:
+            if arg.kind == "text" and not arg.flag:
+                base.append(arg.value)
+                continue
+            position += 1
+            if arg.kind in ("input", "parameter"):
+                inputs[arg.value]["inputBinding"] = {"prefix": arg.flag, "position": position}
+            elif arg.kind == "output":
+                path = _clean(planned.outputs[arg.value])
+                arguments.append({"prefix": arg.flag, "valueFrom": path, "position": position})
+            else:
+                arguments.append({"prefix": arg.flag, "valueFrom": arg.value, "position": position})
+        return base, arguments
+
+    def _convert_argument(self, arg: Arg, inputs: dict, planned: PlanStep) -> tuple[str, bool]:
+        named = "{" + f"{arg.kind}s.{arg.value}" + "}"
+        text = arg.value if arg.kind in ("text", "template") else named
+        whole = whole_placeholder(text)
+        if whole and whole[0] == "inputs" and inputs[whole[1]]["type"].endswith("[]"):
+            js = "${return inputs." + whole[1] + ".map(function(f) { return f.path; });}"
             return js, True
 
-        def sub(match: re.Match) -> str:
-            kind, key = match.group(1), match.group(2)
+        def value(kind: str, key: str) -> str:
             if kind == "outputs":
-                return _clean(step.outputs[key])
+                return _clean(planned.outputs[key])
             if kind == "parameters":
                 return f"$(inputs.{key})"
             if inputs[key]["type"].endswith("[]"):
@@ -156,9 +157,10 @@ class CwlCompiler:
                                      "whole argument")
             return f"$(inputs.{key}.path)"
 
-        return PLACEHOLDER.sub(sub, arg.replace("$(", "\\$(")), False
+        return substitute(text.replace("$(", "\\$("), value), False
 
-    def _hints(self, step: Step) -> dict:
+    def _hints(self, planned: PlanStep) -> dict:
+        step = planned.step
         hints: dict[str, Any] = {}
         if step.container:
             hints["DockerRequirement"] = {"dockerPull": self.spec.containers[step.container].image}
@@ -174,40 +176,39 @@ class CwlCompiler:
 
     # -- workflow -------------------------------------------------------------------------
     def workflow(self) -> dict:
-        globals_ = dict(self.spec.parameters)
-        order = topological_order(dependencies(self.spec))
         steps: dict[str, dict] = {}
         outputs: dict[str, dict] = {}
         requirements: dict[str, dict] = {}
-        for name in order:
-            if name in self.pins:
+        for name in self.plan.order:
+            planned = self.plan.steps[name]
+            if planned.pin is not None:
                 continue
-            step = self.spec.steps[name]
+            step = planned.step
             wiring: dict[str, Any] = {}
-            for iname, value in step.inputs.items():
-                sources = [self._source(ref) for ref in references(value)]
-                if isinstance(value, list) and len(sources) > 1:
+            for iname, refs in step.input_refs.items():
+                sources = [self._source(ref) for ref in refs]
+                if isinstance(step.inputs[iname], list) and len(sources) > 1:
                     requirements["MultipleInputFeatureRequirement"] = {}
                     wiring[iname] = {"source": sources, "linkMerge": "merge_flattened"}
                 else:
                     wiring[iname] = sources[0]
-            for pname, raw in step.parameters.items():
-                match = PARAMETER_REF.match(raw) if isinstance(raw, str) else None
-                if match:
-                    gname = f"param_{_cwl_id(match.group(1))}"
-                    self.workflow_inputs[gname] = {"type": "string"}
-                    self.job[gname] = render(globals_[match.group(1)])
+            for pname, value in planned.parameters.items():
+                glob = planned.parameter_sources.get(pname)
+                if glob is not None:
+                    gname = f"param_{_cwl_id(glob)}"
+                    self.workflow_inputs[gname] = {"type": self.parameter_type(planned, pname)}
+                    self.job[gname] = self.job_value(planned, pname, self.plan.parameters[glob])
                     wiring[pname] = gname
                 else:
-                    wiring[pname] = {"default": render(raw)}
+                    wiring[pname] = {"default": self.job_value(planned, pname, value)}
             steps[name] = {"run": f"steps/{name}.cwl", "in": wiring, "out": list(step.outputs)}
             if step.resources and step.resources.memory:
                 # where REANA's docs put it: on the workflow step (REANA ignores
                 # ResourceRequirement); cwltool reports it as an unknown hint and goes on
                 steps[name]["hints"] = {"reana": {"kubernetes_memory_limit": step.resources.memory}}
-            for oname, path in step.outputs.items():
+            for oname in step.outputs:
                 outputs[f"{_cwl_id(name)}__{_cwl_id(oname)}"] = {
-                    "type": "Directory" if _is_dir(path) else "File",
+                    "type": "Directory" if planned.output_is_dir(oname) else "File",
                     "outputSource": f"{name}/{oname}",
                 }
         doc: dict[str, Any] = {"cwlVersion": CWL_VERSION, "class": "Workflow",
@@ -217,34 +218,33 @@ class CwlCompiler:
         doc.update({"inputs": self.workflow_inputs, "outputs": outputs, "steps": steps})
         return doc
 
-    def _source(self, ref: str) -> str:
-        if ref.startswith("steps."):
-            producer, output = parse_step_reference(ref)
-            if producer in self.pins:
-                wid = f"pinned_{_cwl_id(producer)}_{_cwl_id(output)}"
-                files = self.pins[producer]["files"]
-                if output not in files:
-                    raise ReanimateError(f"step {producer!r} is pinned; its pin has no {output!r}")
+    def _source(self, ref) -> str:
+        if isinstance(ref, StepOutputRef):
+            pin = self.plan.steps[ref.step].pin
+            if pin is not None:
+                wid = f"pinned_{_cwl_id(ref.step)}_{_cwl_id(ref.output)}"
+                files = pin["files"]
+                if ref.output not in files:
+                    raise ReanimateError(f"step {ref.step!r} is pinned; its pin has no "
+                                         f"{ref.output!r}")
                 self.workflow_inputs[wid] = {"type": "File"}
-                self.job[wid] = self._file(files[output]["path"])
+                self.job[wid] = self._file(files[ref.output]["path"])
                 return wid
-            return f"{producer}/{output}"
-        if ref.startswith("datasets."):
-            name = ref.removeprefix("datasets.")
-            wid = f"dataset_{_cwl_id(name)}"
+            return f"{ref.step}/{ref.output}"
+        if isinstance(ref, DatasetRef):
+            wid = f"dataset_{_cwl_id(ref.name)}"
             self.workflow_inputs[wid] = {"type": "File[]"}
-            self.job[wid] = [self._file(f.path) for f in self.spec.datasets[name].files]
+            self.job[wid] = [self._file(f.path) for f in self.spec.datasets[ref.name].files]
             return wid
-        key = ref.removeprefix("file:")
-        wid = f"file_{_cwl_id(key)}"
+        wid = f"file_{_cwl_id(ref.path)}"
         self.workflow_inputs[wid] = {"type": "File"}
-        self.job[wid] = self._file(key)
+        self.job[wid] = self._file(ref.path)
         return wid
 
     def _file(self, key: str) -> dict:
-        if key.startswith(REMOTE_PREFIXES):
+        if is_remote(key):
             return {"class": "File", "location": key}
-        absolute = (self.loaded.base_dir / key).resolve()
+        absolute = (self.plan.base_dir / key).resolve()
         return {"class": "File", "location": os.path.relpath(absolute, self.outdir)}
 
     def write(self) -> dict[str, Path]:
@@ -252,18 +252,19 @@ class CwlCompiler:
         steps_dir = self.outdir / "workflow" / "steps"
         steps_dir.mkdir(parents=True, exist_ok=True)
         written = {}
-        for name, step in self.spec.steps.items():
-            if name not in self.pins:
-                written[f"steps/{name}"] = _dump(steps_dir / f"{name}.cwl", self.tool(name, step))
+        for name in self.spec.steps:
+            planned = self.plan.steps[name]
+            if planned.pin is None:
+                written[f"steps/{name}"] = _dump(steps_dir / f"{name}.cwl", self.tool(planned))
         written["main"] = _dump(self.outdir / "workflow" / "main.cwl", self.workflow())
         written["job"] = _dump(self.outdir / "job.yml", self.job)
         return written
 
 
-def _output_folders(step: Step) -> list[dict]:
+def _output_folders(outputs: dict[str, str]) -> list[dict]:
     """Directory literals for the parent folders of a step's outputs (nested as needed)."""
     tree: dict = {}
-    for path in step.outputs.values():
+    for path in outputs.values():
         node = tree
         for part in PurePosixPath(_clean(path)).parts[:-1]:
             node = node.setdefault(part, {})
@@ -290,8 +291,8 @@ def _dump(path: Path, doc: dict) -> Path:
     return path
 
 
-def export_cwl(loaded: LoadedSpec, outdir: Path) -> dict[str, Path]:
-    return CwlCompiler(loaded, outdir).write()
+def export_cwl(loaded: LoadedSpec, outdir: Path, plan: Plan | None = None) -> dict[str, Path]:
+    return CwlCompiler(plan or make_plan(loaded), outdir).write()
 
 
 def container_runtime_available() -> bool:
@@ -305,16 +306,15 @@ def run_cwl(loaded: LoadedSpec, workdir: Path, provenance: bool = False,
             container: bool | None = None) -> dict[str, Any]:
     """Export to WORKDIR/cwl, run the current cwltool; return its JSON output object."""
     workdir = workdir.resolve()
-    lock = read_lock(loaded.path)
+    plan = make_plan(loaded)
     memo = HashMemo(workdir / "hashes.json")
-    for item in spec_inputs(loaded).values():  # the same tamper check as the local engine
-        verify_input(item, lock, memo)
-    for step, pin in read_pins(loaded.path).items():
-        verified_pin_outputs(loaded, step, pin, memo)
+    plan.verify_inputs(None, memo)  # the same tamper check as the local engine
+    for step, pin in plan.pins.items():
+        verified_pin_outputs(plan.base_dir, step, pin, memo)
     export_dir = workdir / "cwl"
     if export_dir.exists():
         shutil.rmtree(export_dir)
-    export_cwl(loaded, export_dir)
+    export_cwl(loaded, export_dir, plan)
     outdir = workdir / "cwl-outputs"
     bindir = Path(sys.executable).parent
     cwltool = bindir / "cwltool"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -16,28 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from reanimate.engines.cache import StepCache, step_key
-from reanimate.engines.commands import global_parameters, step_argv, step_parameters
+from reanimate.engines.cache import StepCache
+from reanimate.engines.plan import Plan, PlanStep, cache_key, fill, make_plan, render
 from reanimate.engines.provenance import environment, new_run_dir, now, write_provenance
+from reanimate.engines.report import Reporter
 from reanimate.errors import ReanimateError
 from reanimate.hashing import HashMemo, sha256_file
-from reanimate.lock import (
-    lock_path,
-    read_lock,
-    read_pins,
-    spec_inputs,
-    verified_pin_outputs,
-    verify_input,
-)
-from reanimate.spec.graph import (
-    dependencies,
-    downstream,
-    parse_step_reference,
-    references,
-    topological_order,
-)
+from reanimate.lock import verified_pin_outputs
 from reanimate.spec.loader import LoadedSpec
 
 STDERR_TAIL = 20
@@ -84,99 +70,65 @@ class RunReport:
 
 
 class LocalRun:
-    def __init__(self, loaded: LoadedSpec, workdir: Path, jobs: int, force: bool,
-                 overrides: dict[str, str] | None, console: Console) -> None:
-        self.loaded = loaded
-        self.spec = loaded.spec
+    def __init__(self, plan: Plan, workdir: Path, jobs: int, force: bool,
+                 reporter: Reporter) -> None:
+        self.plan = plan
         self.workdir = workdir.resolve()
         self.jobs = jobs
         self.force = force
-        self.console = console
-        self.globals = global_parameters(self.spec, overrides)
-        self.deps = dependencies(self.spec)
-        self.order = topological_order(self.deps)
+        self.reporter = reporter
+        self.deps = plan.deps
+        self.order = plan.order
         self.cache = StepCache(self.workdir)
         self.memo = HashMemo(self.workdir / "hashes.json")
         self.records = {name: StepRecord(name) for name in self.order}
-        self.pins = read_pins(loaded.path)
-        self.external: dict[str, tuple[Path | None, str | None]] = {}
+        self.digests: dict[str, str | None] = {}  # external input key -> verified sha256
         self.produced: dict[str, dict[str, tuple[Path, str]]] = {}  # step -> out -> (path, sha)
-
-    # -- selection and inputs -------------------------------------------------------------
-    def select(self, only: list[str] | None, from_step: str | None) -> set[str]:
-        for name in (only or []) + ([from_step] if from_step else []):
-            if name not in self.spec.steps:
-                raise ReanimateError(
-                    f"no step {name!r} in {self.loaded.path.name} (steps: {', '.join(self.order)})"
-                )
-        if only:
-            return set(only)
-        if from_step:
-            return downstream(self.deps, {from_step})
-        return set(self.order)
-
-    def needed(self, selected: set[str]) -> set[str]:
-        """Selected steps plus everything upstream of them (served from the cache)."""
-        needed, frontier = set(selected), list(selected)
-        while frontier:
-            for dep in self.deps[frontier.pop()]:
-                if dep not in needed:
-                    needed.add(dep)
-                    frontier.append(dep)
-        return needed
+        self.payloads: dict[str, dict] = {}
 
     def verify_external_inputs(self, steps: set[str]) -> None:
         """Hash every dataset file and file: input the steps read; refuse lock mismatches."""
-        lock = read_lock(self.loaded.path)
-        if lock is None:
-            self.console.print(f"[yellow]warning:[/yellow] no {lock_path(self.loaded.path).name};"
-                               " inputs are not verified (run `reanimate lock`)")
-        for key, item in spec_inputs(self.loaded, steps).items():
-            self.external[key] = (item.path, verify_input(item, lock, self.memo))
+        self.digests = self.plan.verify_inputs(steps, self.memo)
 
     def resolve_inputs(self, name: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         """(paths, digests) per input name."""
         paths: dict[str, list[str]] = {}
         digests: dict[str, list[str]] = {}
-        for input_name, value in self.spec.steps[name].inputs.items():
+        for input_name, items in self.plan.steps[name].inputs.items():
             paths[input_name], digests[input_name] = [], []
-            for ref in references(value):
-                for path, digest in self._resolve(ref):
-                    paths[input_name].append(path)
-                    digests[input_name].append(digest)
+            for item in items:
+                if item.external is not None:
+                    key = item.external.key
+                    path = str(item.external.path) if item.external.path else key
+                    digest = self.digests.get(key) or f"remote:{key}"
+                else:
+                    producer = item.producer
+                    if producer.output not in self.produced[producer.step]:
+                        pin = self.plan.steps[producer.step].pin or {}
+                        raise ReanimateError(
+                            f"step {producer.step!r} is pinned to {pin.get('name')} version "
+                            f"{pin.get('version')}, whose files do not include its output "
+                            f"{producer.output!r}"
+                        )
+                    found, digest = self.produced[producer.step][producer.output]
+                    path = str(found)
+                paths[input_name].append(path)
+                digests[input_name].append(digest)
         return paths, digests
-
-    def _resolve(self, ref: str) -> list[tuple[str, str]]:
-        if ref.startswith("datasets."):
-            files = self.spec.datasets[ref.removeprefix("datasets.")].files
-            return [self._external(f.path) for f in files]
-        if ref.startswith("file:"):
-            return [self._external(ref.removeprefix("file:"))]
-        producer, output = parse_step_reference(ref)
-        if output not in self.produced[producer]:
-            pin = self.pins[producer]
-            raise ReanimateError(
-                f"step {producer!r} is pinned to {pin.get('name')} version {pin.get('version')}, "
-                f"whose files do not include its output {output!r}"
-            )
-        path, digest = self.produced[producer][output]
-        return [(str(path), digest)]
-
-    def _external(self, key: str) -> tuple[str, str]:
-        path, digest = self.external[key]
-        return (str(path) if path else key), (digest or f"remote:{key}")
 
     # -- execution ------------------------------------------------------------------------
     def prepare(self, name: str) -> tuple[str, dict, dict[str, list[str]]]:
         paths, digests = self.resolve_inputs(name)
-        params = step_parameters(self.spec.steps[name], self.globals)
+        planned = self.plan.steps[name]
         record = self.records[name]
-        record.parameters = params
+        record.parameters = planned.parameters
         record.inputs = {
             k: [{"path": p, "sha256": d} for p, d in zip(paths[k], digests[k], strict=True)]
             for k in paths
         }
-        return step_key(self.spec.steps[name], params, digests), params, paths
+        payload = planned.key_payload(digests)
+        self.payloads[name] = payload
+        return cache_key(payload), planned.parameters, paths
 
     def adopt(self, name: str, key: str, meta: dict) -> None:
         entry = self.cache.entry_dir(name, key)
@@ -190,8 +142,8 @@ class LocalRun:
         self._link_result(name, entry)
 
     def adopt_pin(self, name: str) -> None:
-        pin = self.pins[name]
-        self.produced[name] = verified_pin_outputs(self.loaded, name, pin, self.memo)
+        pin = self.plan.steps[name].pin
+        self.produced[name] = verified_pin_outputs(self.plan.base_dir, name, pin, self.memo)
         record = self.records[name]
         record.status = "pinned"
         record.message = f"{pin.get('name')} version {pin.get('version')}"
@@ -207,14 +159,15 @@ class LocalRun:
 
     def execute(self, name: str, key: str, params: dict, paths: dict, run_dir: Path) -> dict:
         """Run one step in a scratch directory (worker thread); return the cache meta."""
-        step = self.spec.steps[name]
+        planned = self.plan.steps[name]
+        step = planned.step
         record = self.records[name]
         scratch = self.workdir / "tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
         scratch.mkdir(parents=True)
         outputs = {out: str(scratch / rel) for out, rel in step.outputs.items()}
         for path in outputs.values():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        record.command = step_argv(step, paths, outputs, params)
+        record.command = local_argv(planned, paths, outputs)
         stdout_path = run_dir / "logs" / f"{name}.stdout"
         stderr_path = run_dir / "logs" / f"{name}.stderr"
         record.logs = {"stdout": str(stdout_path), "stderr": str(stderr_path)}
@@ -243,7 +196,8 @@ class LocalRun:
             tail = stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL:]
             detail = record.message or f"exit code {record.exit_code}"
             raise StepError(name, detail, tail)
-        return self.cache.store(name, key, scratch, step.outputs, record.as_dict(), self.memo)
+        return self.cache.store(name, key, scratch, step.outputs, record.as_dict(), self.memo,
+                                self.payloads.get(name))
 
     def _keep_failed(self, name: str, scratch: Path) -> None:
         failed = self.workdir / "failed" / name
@@ -259,6 +213,18 @@ class StepError(Exception):
         self.step, self.detail, self.tail = step, detail, tail
 
 
+def local_argv(planned: PlanStep, inputs: dict[str, list[str]], outputs: dict[str, str],
+               python: str = sys.executable) -> list[str]:
+    """The plan's command line with local paths; `python` is this interpreter."""
+    tables = {"input": inputs, "output": {k: [v] for k, v in outputs.items()},
+              "parameter": {k: None if v is None and planned.step.program else [render(v)]
+                            for k, v in planned.parameters.items()}}
+    argv = fill(planned.args, lambda kind, name: tables[kind][name])
+    if planned.step.program or (argv and argv[0] in ("python", "python3")):
+        argv[0] = python
+    return argv
+
+
 def run_spec(
     loaded: LoadedSpec,
     workdir: Path,
@@ -268,12 +234,14 @@ def run_spec(
     jobs: int = 2,
     force: bool = False,
     overrides: dict[str, str] | None = None,
-    console: Console | None = None,
+    reporter: Reporter | None = None,
+    plan: Plan | None = None,
 ) -> RunReport:
-    console = console or Console(stderr=True, highlight=False)
-    run = LocalRun(loaded, Path(workdir), jobs, force, overrides, console)
-    selected = run.select(only, from_step)
-    needed = run.needed(selected)
+    reporter = reporter or Reporter()
+    plan = plan or make_plan(loaded, overrides)
+    run = LocalRun(plan, Path(workdir), jobs, force, reporter)
+    selected = plan.select(only, from_step)
+    needed = plan.needed(selected)
     run.workdir.mkdir(parents=True, exist_ok=True)
     run_dir = new_run_dir(run.workdir)
     started = now()
@@ -294,16 +262,15 @@ def run_spec(
             "started": started,
             "ended": now(),
             "environment": environment(),
-            "parameters": run.globals,
+            "parameters": plan.parameters,
             "steps": [records[n].as_dict() for n in run.order],
         })
     report = RunReport(run_dir, run.records)
-    _print_summary(console, report)
+    _report_summary(reporter, report)
     return report
 
 
 def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path) -> None:
-    console = run.console
     pending = [n for n in run.order if n in needed]
     running: dict[Future, str] = {}
     done: set[str] = set()
@@ -317,20 +284,20 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                     blocked.add(name)
                     run.records[name].status = "skipped"
                     run.records[name].message = "an upstream step failed"
-                    console.print(f"  [dim]-[/dim] {name}: skipped (upstream failed)")
+                    run.reporter.step("skipped", name, "skipped (upstream failed)")
                     continue
                 if not all(d in done for d in run.deps[name]) or len(running) >= run.jobs:
                     continue
-                if name in run.pins:
+                if run.plan.steps[name].pin is not None:
                     pending.remove(name)
                     run.adopt_pin(name)
                     done.add(name)
-                    console.print(f"  [magenta]#[/magenta] {name}: pinned to registered model "
-                                  f"{run.records[name].message}")
+                    run.reporter.step("pinned", name,
+                                      f"pinned to registered model {run.records[name].message}")
                     continue
                 key, params, paths = run.prepare(name)
                 run.records[name].key = key
-                meta = run.cache.lookup(name, key, run.spec.steps[name].outputs)
+                meta = run.cache.lookup(name, key, run.plan.steps[name].outputs)
                 use_cache = meta is not None and not (run.force and name in selected)
                 if use_cache:
                     pending.remove(name)
@@ -341,7 +308,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                         "start"), orig.get("end")
                     rec.exit_code = orig.get("exit_code")
                     done.add(name)
-                    console.print(f"  [cyan]=[/cyan] {name}: cached")
+                    run.reporter.step("cached", name, "cached")
                     continue
                 if name not in selected:
                     raise ReanimateError(
@@ -349,7 +316,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                         "result; run it first (without --only/--from)"
                     )
                 pending.remove(name)
-                console.print(f"  [yellow]>[/yellow] {name}: running")
+                run.reporter.step("running", name, "running")
                 started_at[name] = time.monotonic()
                 running[pool.submit(run.execute, name, key, params, paths, run_dir)] = name
             if not running:
@@ -358,7 +325,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 ):
                     break
                 continue
-            finished = _wait_showing_progress(console, running, started_at)
+            finished = _wait_showing_progress(run.reporter, running, started_at)
             for future in finished:
                 name = running.pop(future)
                 record = run.records[name]
@@ -369,18 +336,16 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                     record.status = "failed"
                     record.message = exc.detail
                     blocked.add(name)
-                    console.print(f"  [red]x[/red] {name}: failed ({exc.detail}) after "
-                                  f"{elapsed:.1f} s; last lines of its stderr:")
-                    for line in exc.tail:
-                        console.print(f"      {line}", markup=False)
+                    run.reporter.step("failed", name, f"failed ({exc.detail}) after "
+                                      f"{elapsed:.1f} s; last lines of its stderr:", exc.tail)
                     continue
                 run.adopt(name, record.key, meta)
                 record.status = "executed"
                 done.add(name)
-                console.print(f"  [green]+[/green] {name}: done in {elapsed:.1f} s")
+                run.reporter.step("executed", name, f"done in {elapsed:.1f} s")
 
 
-def _wait_showing_progress(console: Console, running: dict[Future, str],
+def _wait_showing_progress(reporter: Reporter, running: dict[Future, str],
                            started_at: dict[str, float]) -> set[Future]:
     """Block until a step finishes, with a live line of what runs and for how long."""
     def text() -> str:
@@ -388,18 +353,18 @@ def _wait_showing_progress(console: Console, running: dict[Future, str],
         busy = ", ".join(f"{n} {now_ - started_at[n]:.0f}s" for n in running.values())
         return f"running: {busy} (logs in runs/latest/logs)"
 
-    with console.status(text(), spinner="dots") as status:
+    with reporter.waiting(text()) as update:
         while True:
             finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             if finished:
                 return finished
-            status.update(text())
+            update(text())
 
 
-def _print_summary(console: Console, report: RunReport) -> None:
+def _report_summary(reporter: Reporter, report: RunReport) -> None:
     counts = {s: len(report.with_status(s)) for s in ("executed", "cached", "failed", "skipped")}
     text = ", ".join(f"{v} {k}" for k, v in counts.items() if v or k == "executed")
     if counts["executed"] == 0 and not counts["failed"]:
         text += " (nothing to do: every step is up to date)"
-    colour = "red" if counts["failed"] else "green"
-    console.print(f"[{colour}]{text}[/{colour}]; provenance: {report.run_dir}/provenance.json")
+    reporter.summary(f"{text}; provenance: {report.run_dir}/provenance.json",
+                     failed=bool(counts["failed"]))

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reanimate import __version__
-from reanimate.engines.cache import package_versions
+from reanimate.atomic import write_text
+from reanimate.engines.plan import package_versions
 
 
 def now() -> str:
@@ -37,7 +38,7 @@ def environment() -> dict:
 
 def write_provenance(run_dir: Path, payload: dict) -> Path:
     path = run_dir / "provenance.json"
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest-{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():

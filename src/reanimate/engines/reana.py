@@ -15,17 +15,19 @@ from typing import Any
 
 import yaml
 
-from reanimate.engines.commands import block_flags, render
 from reanimate.engines.cwl import CwlCompiler
+from reanimate.engines.plan import Plan, fill, make_plan, render
 from reanimate.errors import ReanimateError
 from reanimate.hashing import sha256_file
-from reanimate.lock import REMOTE_PREFIXES
-from reanimate.spec.checks import PARAMETER_REF, PLACEHOLDER
-from reanimate.spec.graph import dependencies, parse_step_reference, references, topological_order
 from reanimate.spec.loader import LoadedSpec
+from reanimate.spec.refs import FileRef
 
 REANA_VERSIONS = ("0.9", "0.95")
 REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _clean(path: str) -> str:
+    return path.rstrip("/")
 
 
 def _dump(path: Path, doc: dict, header: str) -> Path:
@@ -35,34 +37,24 @@ def _dump(path: Path, doc: dict, header: str) -> Path:
 
 
 class ReanaCompiler:
-    def __init__(self, loaded: LoadedSpec, root: Path, workflow_type: str = "cwl",
+    def __init__(self, plan: Plan, root: Path, workflow_type: str = "cwl",
                  reana_version: str = "0.9") -> None:
         if workflow_type not in ("cwl", "serial"):
             raise ReanimateError(f"unknown REANA workflow type {workflow_type!r} (cwl, serial)")
         if reana_version not in REANA_VERSIONS:
             raise ReanimateError(f"unknown REANA version {reana_version!r} "
                                  f"(known: {', '.join(REANA_VERSIONS)})")
-        self.loaded, self.spec = loaded, loaded.spec
+        self.plan, self.loaded, self.spec = plan, plan.loaded, plan.spec
         self.root = root.resolve()
         self.type = workflow_type
         self.version = reana_version
-        self.order = topological_order(dependencies(self.spec))
+        self.order = plan.order
 
     # -- shared pieces ---------------------------------------------------------------------
     def data_files(self) -> list[str]:
         """Dataset and file: inputs, relative to the export root (they are uploaded)."""
-        files = []
-        for name in self.order:
-            for value in self.spec.steps[name].inputs.values():
-                for ref in references(value):
-                    keys = []
-                    if ref.startswith("datasets."):
-                        keys = [f.path for f in self.spec.datasets[ref[9:]].files]
-                    elif ref.startswith("file:"):
-                        keys = [ref[5:]]
-                    for key in keys:
-                        if not key.startswith(REMOTE_PREFIXES):
-                            files.append(self._relative(key))
+        files = [self._relative(item.key) for item in self.plan.external_inputs().values()
+                 if item.path is not None]
         return list(dict.fromkeys(files))
 
     def _relative(self, key: str) -> str:
@@ -78,8 +70,8 @@ class ReanaCompiler:
     def output_paths(self) -> tuple[list[str], list[str]]:
         files, directories = [], []
         for name in self.order:
-            for path in self.spec.steps[name].outputs.values():
-                clean = path.rstrip("/")
+            for path in self.plan.steps[name].outputs.values():
+                clean = _clean(path)
                 where = (f"outputs/{Path(clean).name}" if self.type == "cwl"
                          else f"results/{name}/{clean}")
                 (directories if path.endswith("/") else files).append(where)
@@ -118,50 +110,40 @@ class ReanaCompiler:
         return steps, used
 
     def _serial_command(self, name: str, used: dict[str, Any]) -> str:
-        step = self.spec.steps[name]
+        planned = self.plan.steps[name]
         up = "../.."  # each step runs inside results/STEP/
 
-        def input_paths(value) -> list[str]:
+        def input_paths(iname: str) -> list[str]:
             out = []
-            for ref in references(value):
-                if ref.startswith("steps."):
-                    producer, output = parse_step_reference(ref)
-                    path = self.spec.steps[producer].outputs[output].rstrip("/")
-                    out.append(f"{up}/results/{producer}/{path}")
-                elif ref.startswith("datasets."):
-                    out += [f.path if f.path.startswith(REMOTE_PREFIXES)
-                            else f"{up}/{self._relative(f.path)}"
-                            for f in self.spec.datasets[ref[9:]].files]
+            for item in planned.inputs[iname]:
+                if item.producer is not None:
+                    path = _clean(self.plan.steps[item.producer.step].outputs[item.producer.output])
+                    out.append(f"{up}/results/{item.producer.step}/{path}")
+                elif item.external.path is None:
+                    out.append(item.external.key)
                 else:
-                    out.append(f"{up}/{self._relative(ref[5:])}")
+                    out.append(f"{up}/{self._relative(item.external.key)}")
             return out
 
-        def parameter(raw) -> str:
-            match = PARAMETER_REF.match(raw) if isinstance(raw, str) else None
-            if match:
-                used[match.group(1)] = self.spec.parameters[match.group(1)]
-                return '"${' + match.group(1) + '}"'
-            return shlex.quote(render(raw))
+        def parameter(pname: str) -> str:
+            glob = planned.parameter_sources.get(pname)
+            if glob is not None:
+                used[glob] = self.plan.parameters[glob]
+                return '"${' + glob + '}"'
+            return shlex.quote(render(planned.parameters[pname]))
 
-        inputs = {k: input_paths(v) for k, v in step.inputs.items()}
-        if step.program:
-            argv = ["python", "-m", step.program]
-            for k, paths in inputs.items():
-                argv += [f"--{k}", *map(shlex.quote, paths)]
-            for k, raw in step.parameters.items():
-                argv += [f"--{k}", parameter(raw)]
-            for k, path in step.outputs.items():
-                argv += [f"--{k}", shlex.quote(path.rstrip("/"))]
-            for flag, value in block_flags(step):
-                argv += [flag, shlex.quote(value)]
-        else:
-            tables = {"inputs": {k: " ".join(map(shlex.quote, v)) for k, v in inputs.items()},
-                      "outputs": {k: shlex.quote(v.rstrip("/")) for k, v in step.outputs.items()},
-                      "parameters": {k: parameter(v) for k, v in step.parameters.items()}}
-            argv = [PLACEHOLDER.sub(lambda m: tables[m.group(1)][m.group(2)], a)
-                    if PLACEHOLDER.search(a) else shlex.quote(a) for a in step.command or []]
-        folders = sorted({f"results/{name}/{Path(p.rstrip('/')).parent}".rstrip("/.")
-                          for p in step.outputs.values()} | {f"results/{name}"})
+        def value(kind: str, key: str) -> list[str]:
+            if kind == "input":
+                return [shlex.quote(p) for p in input_paths(key)]
+            if kind == "output":
+                return [shlex.quote(_clean(planned.outputs[key]))]
+            return [parameter(key)]
+
+        quoted = [a if a.kind != "text" else type(a)("text", shlex.quote(a.value), a.flag)
+                  for a in planned.args]
+        argv = fill(quoted, value)
+        folders = sorted({f"results/{name}/{Path(_clean(p)).parent}".rstrip("/.")
+                          for p in planned.outputs.values()} | {f"results/{name}"})
         return (f"mkdir -p {' '.join(folders)} && cd results/{name} && " + " ".join(argv))
 
     # -- the document ---------------------------------------------------------------------
@@ -237,7 +219,7 @@ class ReanaCompiler:
     def write(self, output: Path, blessed: Path | None = None) -> dict[str, Path]:
         written: dict[str, Path] = {}
         if self.type == "cwl":
-            written.update(CwlCompiler(self.loaded, self.root).write())
+            written.update(CwlCompiler(self.plan, self.root).write())
         name = self.spec.metadata.name
         feature_rel = f"workflow/tests/{name}.feature"
         feature_path = self.root / feature_rel
@@ -252,7 +234,8 @@ class ReanaCompiler:
 
 def export_reana(loaded: LoadedSpec, output: Path, workflow_type: str = "cwl",
                  reana_version: str = "0.9", blessed: Path | None = None) -> dict[str, Path]:
-    compiler = ReanaCompiler(loaded, output.resolve().parent, workflow_type, reana_version)
+    compiler = ReanaCompiler(make_plan(loaded), output.resolve().parent, workflow_type,
+                             reana_version)
     return compiler.write(output.resolve(), blessed)
 
 
@@ -297,15 +280,14 @@ def stage(loaded: LoadedSpec, folder: Path) -> LoadedSpec:
     REANA uploads only what lies under the folder of reana.yaml, so a submission is built in
     a staging folder of its own; dataset and file: paths are rewritten to the copies.
     """
-    from reanimate.lock import spec_inputs
+    from reanimate.spec.models import Spec
 
     folder = folder.resolve()
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    spec = loaded.spec.model_copy(deep=True)
     renamed: dict[str, str] = {}
-    for key, item in spec_inputs(loaded).items():
+    for key, item in make_plan(loaded).external_inputs().items():
         if item.path is None:
             continue
         if not item.path.is_file():
@@ -316,14 +298,16 @@ def stage(loaded: LoadedSpec, folder: Path) -> LoadedSpec:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(item.path, target)
         renamed[key] = f"inputs/{rel}"
-    for dataset in spec.datasets.values():
-        for file in dataset.files:
-            file.path = renamed.get(file.path, file.path)
-    for step in spec.steps.values():
-        for name, value in step.inputs.items():
-            new = [f"file:{renamed.get(r[5:], r[5:])}" if r.startswith("file:") else r
-                   for r in references(value)]
-            step.inputs[name] = new if isinstance(value, list) else new[0]
+    data = loaded.spec.model_dump(mode="json", exclude_unset=True)
+    for dataset in data.get("datasets", {}).values():
+        for file in dataset["files"]:
+            file["path"] = renamed.get(file["path"], file["path"])
+    for name, step in loaded.spec.steps.items():
+        for iname, refs in step.input_refs.items():
+            new = [f"file:{renamed.get(r.path, r.path)}" if isinstance(r, FileRef) else str(r)
+                   for r in refs]
+            data["steps"][name]["inputs"][iname] = (
+                new if isinstance(step.inputs[iname], list) else new[0])
     copy_path = folder / loaded.path.name
     copy_path.write_text(loaded.path.read_text())
-    return LoadedSpec(spec=spec, source=loaded.source, path=copy_path)
+    return LoadedSpec(spec=Spec.model_validate(data), source=loaded.source, path=copy_path)

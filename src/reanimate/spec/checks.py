@@ -8,17 +8,24 @@ reported in the same pass.
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
-from reanimate.spec.graph import find_cycle, parse_step_reference
+from reanimate.spec.graph import find_cycle
+from reanimate.spec.interface_checks import check_step_interface
 from reanimate.spec.problems import did_you_mean
+from reanimate.spec.refs import (
+    DatasetRef,
+    ParameterRef,
+    RefError,
+    StepOutputRef,
+    as_list,
+    parse_parameter,
+    parse_ref,
+    placeholders,
+)
 from reanimate.spec.yaml_source import Loc
-
-PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\.([A-Za-z0-9_-]+)\}")
-PARAMETER_REF = re.compile(r"^\$\{parameters\.([A-Za-z0-9_-]+)\}$")
 
 Finding = tuple[Loc, str, str | None]  # (loc, message, hint)
 
@@ -32,9 +39,15 @@ def _steps(data: dict) -> dict[str, dict]:
     return {k: v for k, v in _table(data, "steps").items() if isinstance(v, dict)}
 
 
-def _refs(value: Any) -> list[str]:
-    items = value if isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, str)]
+def _refs(value: Any) -> list:
+    """The well-formed references of a raw input value (malformed ones: the model reports them)."""
+    out = []
+    for item in as_list(value):
+        try:
+            out.append(parse_ref(item))
+        except RefError:
+            pass
+    return out
 
 
 def raw_dependencies(data: dict) -> dict[str, list[str]]:
@@ -44,10 +57,10 @@ def raw_dependencies(data: dict) -> dict[str, list[str]]:
         found: list[str] = []
         for value in _table(step, "inputs").values():
             for ref in _refs(value):
-                parsed = parse_step_reference(ref)
                 # a self-reference is reported on its own, not as a cycle
-                if parsed and parsed[0] in steps and parsed[0] not in found + [name]:
-                    found.append(parsed[0])
+                if (isinstance(ref, StepOutputRef) and ref.step in steps
+                        and ref.step not in found + [name]):
+                    found.append(ref.step)
         deps[name] = found
     return deps
 
@@ -82,8 +95,11 @@ def _check_containers(data: dict) -> Iterator[Finding]:
 
 def _check_parameters(data: dict) -> Iterator[Finding]:
     for name, value in _table(data, "parameters").items():
-        if isinstance(value, str) and PARAMETER_REF.match(value):
-            yield (("parameters", name), "a global parameter cannot reference another", None)
+        try:
+            if isinstance(parse_parameter(value), ParameterRef):
+                yield (("parameters", name), "a global parameter cannot reference another", None)
+        except RefError:
+            pass
 
 
 def _check_step(data: dict, name: str, step: dict) -> Iterator[Finding]:
@@ -106,15 +122,16 @@ def _check_step(data: dict, name: str, step: dict) -> Iterator[Finding]:
             yield from _check_reference(data, name, base + ("inputs", input_name), ref)
     parameters = _table(data, "parameters")
     for pname, value in _table(step, "parameters").items():
-        if isinstance(value, str) and value.startswith("${"):
-            match = PARAMETER_REF.match(value)
-            if not match:
-                yield (base + ("parameters", pname), f"malformed parameter reference {value!r}",
-                       "write ${parameters.NAME}")
-            elif match.group(1) not in parameters:
-                yield (base + ("parameters", pname),
-                       f"parameter {match.group(1)!r} is not declared under parameters",
-                       did_you_mean(match.group(1), list(parameters)))
+        try:
+            parsed = parse_parameter(value)
+        except RefError:
+            yield (base + ("parameters", pname), f"malformed parameter reference {value!r}",
+                   "write ${parameters.NAME}")
+            continue
+        if isinstance(parsed, ParameterRef) and parsed.name not in parameters:
+            yield (base + ("parameters", pname),
+                   f"parameter {parsed.name!r} is not declared under parameters",
+                   did_you_mean(parsed.name, list(parameters)))
     for oname, path in _table(step, "outputs").items():
         if not isinstance(path, str):
             continue
@@ -126,7 +143,7 @@ def _check_step(data: dict, name: str, step: dict) -> Iterator[Finding]:
     if isinstance(command, list):
         tables = {k: _table(step, k) for k in ("inputs", "outputs", "parameters")}
         for index, arg in enumerate(command):
-            for kind, key in PLACEHOLDER.findall(str(arg)):
+            for kind, key in placeholders(str(arg)):
                 if kind not in tables:
                     yield (base + ("command", index), f"unknown placeholder {{{kind}.{key}}}",
                            "use {inputs.X}, {outputs.Y} or {parameters.Z}")
@@ -134,35 +151,30 @@ def _check_step(data: dict, name: str, step: dict) -> Iterator[Finding]:
                     yield (base + ("command", index),
                            f"placeholder {{{kind}.{key}}} names no {kind[:-1]} of this step",
                            did_you_mean(key, list(tables[kind])))
+    yield from check_step_interface(data, name, step)
 
 
-def _check_reference(data: dict, step_name: str, loc: Loc, ref: str) -> Iterator[Finding]:
-    if ref.startswith("datasets."):
+def _check_reference(data: dict, step_name: str, loc: Loc, ref) -> Iterator[Finding]:
+    if isinstance(ref, DatasetRef):
         datasets = _table(data, "datasets")
-        dataset = ref.removeprefix("datasets.")
-        if dataset not in datasets:
-            yield (loc, f"dataset {dataset!r} is not declared",
-                   did_you_mean(dataset, list(datasets)) or "declare it under datasets")
-    elif ref.startswith("steps."):
-        if step_name and parse_step_reference(ref) and parse_step_reference(ref)[0] == step_name:
+        if ref.name not in datasets:
+            yield (loc, f"dataset {ref.name!r} is not declared",
+                   did_you_mean(ref.name, list(datasets)) or "declare it under datasets")
+    elif isinstance(ref, StepOutputRef):
+        if ref.step == step_name:
             yield (loc, f"step {step_name!r} reads its own output", None)
             return
         yield from _check_output_ref(data, loc, ref)
-    elif ref.startswith("file:") and not ref.removeprefix("file:"):
-        yield (loc, "empty file reference", "write file:PATH relative to the spec")
 
 
-def _check_output_ref(data: dict, loc: Loc, ref: str) -> Iterator[Finding]:
+def _check_output_ref(data: dict, loc: Loc, ref: StepOutputRef) -> Iterator[Finding]:
     steps = _steps(data)
-    producer, output = parse_step_reference(ref) or ("", "")
-    if not producer:
-        yield (loc, f"{ref!r} is not a step output reference", "write steps.STEP.OUTPUT")
-    elif producer not in steps:
-        yield (loc, f"step {producer!r} does not exist", did_you_mean(producer, list(steps)))
-    elif output not in _table(steps[producer], "outputs"):
-        outputs = list(_table(steps[producer], "outputs"))
-        yield (loc, f"step {producer!r} has no output {output!r}",
-               did_you_mean(output, outputs) or f"its outputs: {', '.join(outputs) or 'none'}")
+    if ref.step not in steps:
+        yield (loc, f"step {ref.step!r} does not exist", did_you_mean(ref.step, list(steps)))
+    elif ref.output not in _table(steps[ref.step], "outputs"):
+        outputs = list(_table(steps[ref.step], "outputs"))
+        yield (loc, f"step {ref.step!r} has no output {ref.output!r}",
+               did_you_mean(ref.output, outputs) or f"its outputs: {', '.join(outputs) or 'none'}")
 
 
 def _check_outputs_unique(data: dict) -> Iterator[Finding]:
@@ -184,8 +196,17 @@ def _check_outputs_unique(data: dict) -> Iterator[Finding]:
 def _check_statistics(data: dict) -> Iterator[Finding]:
     statistics = _table(data, "statistics")
     for key in ("hs3", "pyhf"):
-        if isinstance(statistics.get(key), str):
-            yield from _check_output_ref(data, ("statistics", key), statistics[key])
+        if not isinstance(statistics.get(key), str):
+            continue
+        try:
+            ref = parse_ref(statistics[key])
+        except RefError:
+            ref = None
+        if not isinstance(ref, StepOutputRef):
+            yield (("statistics", key), f"{statistics[key]!r} is not a step output reference",
+                   "write steps.STEP.OUTPUT")
+        else:
+            yield from _check_output_ref(data, ("statistics", key), ref)
 
 
 def _check_reinterpretation(data: dict) -> Iterator[Finding]:

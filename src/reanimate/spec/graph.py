@@ -5,32 +5,10 @@ from __future__ import annotations
 from reanimate.spec.models import Spec
 
 
-def parse_step_reference(ref: str) -> tuple[str, str] | None:
-    """`steps.STEP.OUTPUT` -> (STEP, OUTPUT); anything else -> None."""
-    if not ref.startswith("steps."):
-        return None
-    parts = ref.split(".")
-    if len(parts) != 3:
-        return ("", "")  # malformed: reported by checks
-    return parts[1], parts[2]
-
-
-def references(value: str | list[str]) -> list[str]:
-    return value if isinstance(value, list) else [value]
-
-
 def dependencies(spec: Spec) -> dict[str, list[str]]:
     """Step name -> names of the steps whose outputs it reads (in declaration order, unique)."""
-    deps: dict[str, list[str]] = {}
-    for name, step in spec.steps.items():
-        found: list[str] = []
-        for value in step.inputs.values():
-            for ref in references(value):
-                parsed = parse_step_reference(ref)
-                if parsed and parsed[0] in spec.steps and parsed[0] not in found:
-                    found.append(parsed[0])
-        deps[name] = found
-    return deps
+    return {name: [d for d in step.upstream() if d in spec.steps]
+            for name, step in spec.steps.items()}
 
 
 def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:

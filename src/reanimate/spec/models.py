@@ -1,4 +1,4 @@
-"""Pydantic v2 models of the analysis spec (see DESIGN.md, "The spec").
+"""Pydantic v2 models of the analysis spec (docs/spec.md; the picture: docs/architecture.md).
 
 Field-level rules live here (types, name patterns, Kubernetes memory strings); rules that need
 the whole spec (references, cycles, duplicate outputs) live in spec/checks.py.
@@ -15,8 +15,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
+    model_validator,
 )
+
+from reanimate.spec.refs import Ref, StepOutputRef, parse_input, parse_parameter, parse_ref
 
 # REANA refuses dots in workflow names; names also become command-line flags and CWL ids.
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -24,7 +28,6 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 # Kubernetes quantities as REANA accepts them: 512Mi, 2Gi, 1.5Gi, 4000000000.
 MEMORY_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei)?$")
-REFERENCE_PREFIXES = ("datasets.", "steps.", "file:")
 
 
 def _memory(value: str) -> str:
@@ -49,16 +52,7 @@ Scalar = Annotated[Any, AfterValidator(_scalar)]
 
 
 def _reference(value: Any) -> Any:
-    items = value if isinstance(value, list) else [value]
-    if not items:
-        raise ValueError("an empty list references nothing")
-    for item in items:
-        if not isinstance(item, str):
-            raise ValueError(f"an input must be a reference string, not {type(item).__name__}")
-        if not item.startswith(REFERENCE_PREFIXES):
-            raise ValueError(
-                f"{item!r} is not a reference; use datasets.NAME, steps.STEP.OUTPUT or file:PATH"
-            )
+    parse_input(value)  # raises RefError (a ValueError) with what to write instead
     return value
 
 
@@ -145,6 +139,39 @@ class Step(Strict):
     resources: Resources | None = None
     dask: DaskBlock | None = None
     mlflow: MlflowBlock | None = None
+    code: list[str] = Field(
+        default_factory=list,
+        description="Files (relative to the spec) a command step uses without naming them as "
+        "inputs, e.g. modules its script imports: their content is part of its cache key.",
+    )
+    _input_refs: dict[str, list[Ref]] = PrivateAttr(default_factory=dict)
+    _parameter_values: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _parse_references(self) -> Step:
+        # parsed once here; the engines read the typed references, never the strings
+        self._input_refs = {k: parse_input(v) for k, v in self.inputs.items()}
+        self._parameter_values = {k: parse_parameter(v) for k, v in self.parameters.items()}
+        return self
+
+    @property
+    def input_refs(self) -> dict[str, list[Ref]]:
+        """Input name -> its references (datasets, step outputs, files), in spec order."""
+        return self._input_refs
+
+    @property
+    def parameter_values(self) -> dict[str, Any]:
+        """Parameter name -> a literal value or a ParameterRef to a global parameter."""
+        return self._parameter_values
+
+    def upstream(self) -> list[str]:
+        """Names of the steps whose outputs this step reads (in order, unique)."""
+        found: list[str] = []
+        for refs in self._input_refs.values():
+            for ref in refs:
+                if isinstance(ref, StepOutputRef) and ref.step not in found:
+                    found.append(ref.step)
+        return found
 
 
 class Statistics(Strict):
@@ -152,6 +179,12 @@ class Statistics(Strict):
     pyhf: str | None = None
     poi: str
     measurement: str | None = None
+
+    def output_ref(self, which: str = "hs3") -> StepOutputRef | None:
+        """The step output holding the HS3 (or pyhf) model, parsed."""
+        value = getattr(self, which)
+        ref = parse_ref(value) if value else None
+        return ref if isinstance(ref, StepOutputRef) else None
 
 
 class Reinterpretation(Strict):

@@ -6,5 +6,5 @@
 * `fitting` runs maximum-likelihood fits with pyhf + iminuit and serialises the results.
 * `jsonio` writes JSON byte-deterministically.
 
-Nothing here knows about the AGC; its configuration lives in `reanimate.steps.agc`.
+Nothing here knows about the AGC; its configuration lives in `reanimate.analyses.agc`.
 """

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from reanimate.atomic import write_text
 from reanimate.errors import ReanimateError
 
 
@@ -15,13 +15,8 @@ def dumps(obj: Any) -> str:
 
 
 def write(path: str | Path, obj: Any) -> None:
-    """Write atomically (temporary file + rename): a failure never leaves half a file."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dumps(obj))
-    os.replace(tmp, path)
+    """Write atomically (reanimate.atomic): a failure never leaves half a file."""
+    write_text(path, dumps(obj))
 
 
 def read(path: str | Path, what: str = "JSON file") -> Any:

@@ -6,24 +6,28 @@
 Fits the workspace to its observations with MIGRAD then HESSE and writes the POI, every
 parameter with its error, prior constraint and pull, the correlation matrix and the minimum
 NLL as JSON (reanimate.statistics.fitting). A fit that does not converge is written with
-"converged": false and the step exits 2. With --significance true (default false) it also
-writes the discovery significance Z = sqrt(q0). User errors: one line on stderr, exit 2.
+"converged": false and the step exits 2. With --significance true (the default, as in the
+flagship spec) it also writes the discovery significance Z = sqrt(q0). User errors: one line on
+stderr, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from reanimate.steps._program import Parser, boolean, main
+from reanimate.steps.interface import Flag, Interface, program_main
 
-
-def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m reanimate.steps.fit", description=__doc__.split("\n")[0])
-    p.add_argument("--workspace", required=True, help="pyhf workspace (JSON)")
-    p.add_argument("--results", required=True, help="output fit results (JSON)")
-    p.add_argument("--significance", type=boolean, default=False, metavar="true|false",
-                   help="also compute the discovery significance (default false)")
-    return p
+INTERFACE = Interface(
+    prog="python -m reanimate.steps.fit",
+    description=__doc__.split("\n")[0],
+    flags=(
+        Flag("workspace", "file", "input", help="pyhf workspace (JSON)"),
+        Flag("significance", "bool", "parameter", default=True,
+             help="also compute the discovery significance Z = sqrt(q0)"),
+        Flag("results", "file", "output", help="fit results (JSON)"),
+    ),
+)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -42,5 +46,9 @@ def run(args: argparse.Namespace) -> None:
         )
 
 
+def main(argv: list[str] | None = None) -> int:
+    return program_main(INTERFACE, run, argv)
+
+
 if __name__ == "__main__":
-    main(parser(), run)
+    sys.exit(program_main(INTERFACE, run))

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from reanimate.steps.agc import kinematics as kin
-from reanimate.steps.agc import truth as tr
-from reanimate.steps.agc.processes import Tune
+from reanimate.analyses.agc import kinematics as kin
+from reanimate.analyses.agc import truth as tr
+from reanimate.analyses.agc.processes import Tune
 
 BTAG_EFF = {tr.BOTTOM: 0.77, tr.CHARM: 0.30, tr.PILEUP: 0.03}
 BTAG_EFF_OTHER = 0.07

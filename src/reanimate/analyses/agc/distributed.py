@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reanimate.analyses.agc.processing import ChunkTask, num_entries, process_chunk
+from reanimate.analyses.agc.samples import Sample, event_weight
 from reanimate.errors import ReanimateError
-from reanimate.steps.agc.processing import ChunkTask, num_entries, process_chunk
-from reanimate.steps.agc.samples import Sample, event_weight
 
 SCHEDULER_ENV = "DASK_SCHEDULER_URI"
 WAIT_FOR_WORKERS_S = 120
@@ -193,43 +194,33 @@ def run_chunks(
 
 
 class _Progress:
-    """A rich progress bar on stderr: chunks done / total and events/s."""
+    """Progress on stderr, one plain line at every tenth of the chunks (and at least every
+    ``every_s`` seconds): chunks done / total and events/s. Plain lines, not a live bar: a step
+    program's stderr is usually a log file, and a library stays free of terminal UI packages."""
 
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.total, self.enabled, self.events = total, enabled, 0
-        self.start = time.perf_counter()
+    def __init__(self, total: int, enabled: bool = True, every_s: float = 10.0) -> None:
+        self.total, self.enabled, self.every_s = total, enabled, every_s
+        self.done, self.events = 0, 0
+        self.start = self.last = time.perf_counter()
+        self.step = max(1, total // 10)
 
     def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("histograms"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("chunks"),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self.bar.__enter__()
-            self.task = self.bar.add_task("histograms", total=self.total, rate="")
         return self
 
+    def _line(self, now: float) -> None:
+        rate = self.events / max(now - self.start, 1e-9)
+        print(f"histograms: {self.done}/{self.total} chunks, {rate:,.0f} events/s, "
+              f"{now - self.start:.1f} s", file=sys.stderr, flush=True)
+        self.last = now
+
     def advance(self, events: int) -> None:
+        self.done += 1
         self.events += events
-        if self.enabled:
-            rate = self.events / max(time.perf_counter() - self.start, 1e-9)
-            self.bar.update(self.task, advance=1, rate=f"{rate:,.0f} events/s")
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.done == self.total or self.done % self.step == 0 or now - self.last >= self.every_s:
+            self._line(now)
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.__exit__(*exc)
+        return None

@@ -4,7 +4,7 @@ Samples: ttbar ``nominal``, ``scaledown``, ``scaleup``, ``ME_var``, ``PS_var``;
 ``single_top_s_chan``, ``single_top_t_chan``, ``single_top_tW``, ``wjets`` (all ``nominal``); and
 ``zprime_<mass>`` / ``nominal`` for each requested Z' mass. ``events`` is the ttbar-nominal event
 count; the other AGC samples follow the event proportions of the real dataset
-(agc-analysis.md §7) with a floor of :data:`MIN_EVENTS`; each signal gets
+(docs/agc-analysis.md §7) with a floor of :data:`MIN_EVENTS`; each signal gets
 ``max(MIN_EVENTS, events // 20)``.
 
 Filters and cross sections: tt̄, Z' and tW keep events with at least one W → ℓν (ℓ = e, μ, τ;
@@ -33,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from reanimate.datasets.catalogue import AGC_XSEC_PB, Catalogue, FileEntry, SampleEntry, sha256_file
+from reanimate.analyses.agc import detector, processes
+from reanimate.analyses.agc.catalogue import AGC_XSEC_PB
+from reanimate.analyses.agc.processes import Tune
+from reanimate.datasets.catalogue import Catalogue, FileEntry, SampleEntry
 from reanimate.datasets.catalogue import write_catalogue as _write_catalogue
 from reanimate.datasets.writing import COMPRESSIONS, write_events
 from reanimate.errors import ReanimateError
-from reanimate.steps.agc import detector, processes
-from reanimate.steps.agc.processes import Tune
+from reanimate.hashing import sha256_file
 
 DEFAULT_EVENTS = 10_000
 DEFAULT_EVENTS_PER_FILE = 20_000
@@ -46,7 +48,7 @@ DEFAULT_SIGNAL_MASSES = (500, 750, 1000, 1500, 2000, 3000)
 MIN_EVENTS = 300
 ZPRIME_XSEC_PB = {500: 30.0, 750: 8.0, 1000: 2.5, 1500: 0.40, 2000: 0.085, 3000: 0.0065}
 
-#: Events of the real AGC dataset (agc-analysis.md §7), for the synthetic proportions.
+#: Events of the real AGC dataset (docs/agc-analysis.md §7), for the synthetic proportions.
 REAL_EVENTS = {
     ("ttbar", "nominal"): 276_079_127,
     ("ttbar", "scaledown"): 39_329_663,
@@ -195,3 +197,15 @@ def generate(
     catalogue = Catalogue(result)
     _write_catalogue(catalogue, out / "catalogue.json")
     return catalogue
+
+
+def parse_masses(text: str) -> list[float]:
+    """'500,750,1000' → [500.0, 750.0, 1000.0]; '' or 'none' → []."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return [float(m) for m in text.split(",") if m.strip()]
+    except ValueError:
+        raise ReanimateError(
+            f"--signal-masses {text!r}: expected comma-separated GeV values"
+        ) from None

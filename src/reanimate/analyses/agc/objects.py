@@ -1,4 +1,4 @@
-"""AGC object selection, event selection and observables (agc-analysis.md §2–§3).
+"""AGC object selection, event selection and observables (docs/agc-analysis.md §2–§3).
 
 Columnar, on the flat content of the jagged NanoAOD branches (numpy arrays plus per-event
 counts) — the same arrays awkward holds, without awkward's per-call overhead in the hot loop.
@@ -16,9 +16,25 @@ from functools import cache, cached_property
 import awkward as ak
 import numpy as np
 
-from reanimate.datasets.schema import SELECTION_BRANCHES
-
 #: Branches the histogramming stage reads (event identity for the deterministic smearing).
+#: The NanoAOD branches the selection reads (docs/agc-analysis.md §1).
+SELECTION_BRANCHES = (
+    "Electron_pt",
+    "Electron_eta",
+    "Electron_cutBased",
+    "Electron_sip3d",
+    "Muon_pt",
+    "Muon_eta",
+    "Muon_tightId",
+    "Muon_sip3d",
+    "Muon_pfRelIso04_all",
+    "Jet_pt",
+    "Jet_eta",
+    "Jet_phi",
+    "Jet_mass",
+    "Jet_btagCSVV2",
+    "Jet_jetId",
+)
 BRANCHES: tuple[str, ...] = ("run", "luminosityBlock", "event", *SELECTION_BRANCHES)
 
 REGIONS: tuple[str, ...] = ("4j1b", "4j2b")

@@ -1,45 +1,54 @@
 """Pseudo-data, and writing the histograms as ROOT TH1s and as AGC reference JSON.
 
 uproot stamps the file UUID and the creation/modification times into a ROOT file; here the UUID
-is derived from the histogram contents and the times are fixed (SOURCE_DATE_EPOCH, default
-2000-01-01), so the same histograms always give the same bytes.
+is derived from the histogram contents and the times are fixed
+(:func:`reanimate.datasets.writing.reproducible_uproot` at
+:func:`~reanimate.datasets.writing.source_date`: SOURCE_DATE_EPOCH, default 2000-01-01), so the
+same histograms always give the same bytes.
 """
 
 from __future__ import annotations
 
-import datetime as _datetime
 import hashlib
 import json
-import os
-import tempfile
-import types
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from reanimate.steps.agc.objects import REGIONS
-from reanimate.steps.agc.processing import EDGES, MODELLING_VARIATIONS
-from reanimate.steps.agc.samples import BACKGROUNDS
-from reanimate.steps.agc.systematics import BTAG_VARIATIONS, WJETS_SCALE
+from reanimate.analyses.agc.objects import REGIONS
+from reanimate.analyses.agc.processing import EDGES, MODELLING_VARIATIONS
+from reanimate.analyses.agc.samples import BACKGROUNDS
+from reanimate.analyses.agc.systematics import BTAG_VARIATIONS, WJETS_SCALE
+from reanimate.atomic import atomic_path, write_text
 
 VARIATION_ORDER: tuple[str, ...] = (
     "nominal", "pt_scale_up", "pt_res_up", *BTAG_VARIATIONS, *WJETS_SCALE, *MODELLING_VARIATIONS,
 )
 
 
-def add_pseudodata(hists: dict[str, np.ndarray]) -> None:
-    """{region}_pseudodata = (ttbar_ME_var + ttbar_PS_var) / 2 + wjets (variances propagate)."""
-    for region in REGIONS:
-        zero = np.zeros((2, len(EDGES) + 1))
-        me = hists.get(f"{region}_ttbar_ME_var", zero)
-        ps = hists.get(f"{region}_ttbar_PS_var", zero)
-        wjets = hists.get(f"{region}_wjets", zero)
-        data = np.stack([(me[0] + ps[0]) / 2 + wjets[0], (me[1] + ps[1]) / 4 + wjets[1]])
+def pseudodata(hists: Mapping[str, np.ndarray], prefix: str, width: int) -> np.ndarray:
+    """The AGC pseudo-data of one observable (docs/agc-analysis.md §4), a (2, width) array:
+    ``(ttbar_ME_var + ttbar_PS_var) / 2 + wjets`` (nominal W+jets, no single top), with the
+    variances propagated (sum of weights squared: (ME + PS) / 4 + wjets). A missing histogram
+    counts as zero. ``prefix`` is the region (``4j1b``) or the ML feature name."""
+    zero = np.zeros((2, width))
+    me = hists.get(f"{prefix}_ttbar_ME_var", zero)
+    ps = hists.get(f"{prefix}_ttbar_PS_var", zero)
+    wjets = hists.get(f"{prefix}_wjets", zero)
+    return np.stack([(me[0] + ps[0]) / 2 + wjets[0], (me[1] + ps[1]) / 4 + wjets[1]])
+
+
+def add_pseudodata(
+    hists: dict[str, np.ndarray], prefixes: Iterable[str] = REGIONS, width: int = len(EDGES) + 1
+) -> None:
+    """Add ``{prefix}_pseudodata`` (:func:`pseudodata`) for every prefix whose sum is non-zero:
+    the two regions by default, the ML features with their own prefixes and width."""
+    for prefix in prefixes:
+        data = pseudodata(hists, prefix, width)
         if data[0].sum() != 0:
-            hists[f"{region}_pseudodata"] = data
+            hists[f"{prefix}_pseudodata"] = data
 
 
 def _sort_key(name: str) -> tuple:
@@ -68,45 +77,7 @@ def to_json(hists: Mapping[str, np.ndarray]) -> dict:
 
 
 def write_json(path: str | Path, hists: Mapping[str, np.ndarray]) -> None:
-    _atomic_write_text(Path(path), json.dumps(to_json(hists), indent=2) + "\n")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _fixed_time() -> _datetime.datetime:
-    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "946684800"))
-    return _datetime.datetime.fromtimestamp(epoch, tz=_datetime.UTC).replace(tzinfo=None)
-
-
-@contextmanager
-def _frozen_uproot_clock() -> Iterator[None]:
-    """Make uproot's writer see a fixed 'now' (it calls datetime.datetime.now())."""
-    import uproot.writing._cascade as cascade
-    import uproot.writing._cascadetree as cascadetree
-    import uproot.writing.writable as writable
-
-    fixed = _fixed_time()
-
-    class _FrozenDatetime(_datetime.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return fixed
-
-    shim = types.SimpleNamespace(**vars(_datetime))
-    shim.datetime = _FrozenDatetime
-    modules = (cascade, cascadetree, writable)
-    saved = [m.datetime for m in modules]
-    for m in modules:
-        m.datetime = shim
-    try:
-        yield
-    finally:
-        for m, original in zip(modules, saved, strict=True):
-            m.datetime = original
+    write_text(path, json.dumps(to_json(hists), indent=2) + "\n")
 
 
 def _th1(name: str, h: np.ndarray):
@@ -136,19 +107,26 @@ def _th1(name: str, h: np.ndarray):
 
 def write_root(path: str | Path, hists: Mapping[str, np.ndarray]) -> None:
     """Write the non-zero-sum histograms as TH1D, byte-deterministically, atomically."""
+    write_histogram_file(path, ordered(hists), hists, _th1)
+
+
+def write_histogram_file(path: str | Path, names: list[str], hists: Mapping[str, np.ndarray],
+                         th1, salt: bytes = b"") -> None:
+    """Write `names` of `hists` (converted by th1(name, values)) as one reproducible ROOT file.
+
+    The file UUID is derived from the content (and `salt`), the clock is frozen, and the
+    file appears whole or not at all.
+    """
     import uproot
 
-    names = ordered(hists)
-    digest = hashlib.sha256()
+    from reanimate.datasets.writing import reproducible_uproot, source_date
+
+    digest = hashlib.sha256(salt)
     for n in names:
         digest.update(n.encode() + b"\0" + np.ascontiguousarray(hists[n]).tobytes())
     file_uuid = uuid.UUID(bytes=digest.digest()[:16], version=4)
-    path = Path(path)
-    # ROOT stores the file name: write under the final name in a scratch folder, then move
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
-        tmp = Path(scratch) / path.name
-        with _frozen_uproot_clock():
-            with uproot.recreate(tmp, uuid_function=lambda: file_uuid) as f:
-                for n in names:
-                    f[n] = _th1(n, hists[n])
-        os.replace(tmp, path)
+    # ROOT stores the file name: keep_name writes under the final name in a scratch folder
+    with atomic_path(path, keep_name=True) as tmp, reproducible_uproot(source_date()):
+        with uproot.recreate(tmp, uuid_function=lambda: file_uuid) as f:
+            for n in names:
+                f[n] = th1(n, hists[n])

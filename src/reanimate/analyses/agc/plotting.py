@@ -1,4 +1,4 @@
-"""The AGC figures (agc-analysis.md section 11), CMS style with mplhep, PNG and PDF.
+"""The AGC figures (docs/agc-analysis.md section 11), CMS style with mplhep, PNG and PDF.
 
 Every figure is saved reproducibly: no creation date in the PDF, no software tag in the PNG,
 fixed hash salt, so the same inputs give the same bytes.
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reanimate.steps.agc.statmodel_config import LABELS, PROCESSES, REGIONS
+from reanimate.analyses.agc.statmodel_config import LABELS, PROCESSES, REGIONS
+from reanimate.atomic import atomic_path
 
 LUMI = 3.378  # fb^-1
 STACK_ORDER = ("single_top_s_chan", "single_top_t_chan", "single_top_tW", "wjets", "ttbar")
@@ -49,13 +50,15 @@ def _plt():
 
 
 def save(fig, outdir: Path, name: str) -> list[str]:
-    """Write NAME.png and NAME.pdf reproducibly; return the file names."""
+    """Write NAME.png and NAME.pdf reproducibly and atomically; return the file names."""
     import matplotlib.pyplot as plt
 
-    fig.savefig(outdir / f"{name}.png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(outdir / f"{name}.pdf", bbox_inches="tight",
-                metadata={"CreationDate": None, "ModDate": None, "Producer": None,
-                          "Creator": None})
+    with atomic_path(outdir / f"{name}.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    with atomic_path(outdir / f"{name}.pdf") as tmp:
+        fig.savefig(tmp, format="pdf", bbox_inches="tight",
+                    metadata={"CreationDate": None, "ModDate": None, "Producer": None,
+                              "Creator": None})
     plt.close(fig)
     return [f"{name}.png", f"{name}.pdf"]
 
@@ -219,7 +222,7 @@ def _steps(values: np.ndarray) -> np.ndarray:
 
 def data_model(channel_yields, edges: np.ndarray, stage: str, outdir: Path) -> list[str]:
     """Stacked model (pre- or post-fit) with data, uncertainty band and a data/model panel."""
-    from reanimate.steps.agc.statmodel_config import region_of_channel
+    from reanimate.analyses.agc.statmodel_config import region_of_channel
 
     plt, hep = _plt()
     region = region_of_channel(channel_yields.channel)

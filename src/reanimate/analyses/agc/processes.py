@@ -1,6 +1,6 @@
 """Hard processes of the AGC-like samples: tt̄ (and Z'→tt̄), single top (s, t, tW), W+jets.
 
-Each ``make_*`` function returns a :class:`~reanimate.steps.agc.truth.Truth` for ``n`` events,
+Each ``make_*`` function returns a :class:`~reanimate.analyses.agc.truth.Truth` for ``n`` events,
 drawn from the ``rng`` it is given. The tt̄-like and single-top samples are generated with a
 decay filter (at least one W → ℓν, ℓ = e, μ, τ) and W+jets with at least three hard partons
 (pT > 20 GeV); :func:`filter_efficiency` gives the fraction of the inclusive cross section each
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reanimate.steps.agc import kinematics as kin
-from reanimate.steps.agc import truth as tr
+from reanimate.analyses.agc import kinematics as kin
+from reanimate.analyses.agc import truth as tr
 
 #: W+jets: P(n hard partons) ∝ ALPHA**n (Berends scaling); the sample keeps n >= 3.
 WJETS_ALPHA, WJETS_MIN_PARTONS, WJETS_MAX_PARTONS = 0.28, 3, 6

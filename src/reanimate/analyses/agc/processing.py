@@ -6,7 +6,7 @@ histogram names (``4j1b_ttbar``, ``4j2b_wjets_scale_var_down``...).
 
 Extra fillers (the ML inference of issue 5) plug into every region/variation: a filler has a
 ``branches`` attribute (extra branches to read) and is called with the process name, the
-:class:`~reanimate.steps.agc.objects.RegionSelection`, the region's events and a mapping
+:class:`~reanimate.analyses.agc.objects.RegionSelection`, the region's events and a mapping
 {variation name: per-event weights}; it returns more named partial histograms.
 """
 
@@ -20,7 +20,7 @@ import awkward as ak
 import boost_histogram as bh
 import numpy as np
 
-from reanimate.steps.agc import objects, systematics
+from reanimate.analyses.agc import objects, systematics
 
 NBINS, LOW, HIGH = 25, 50.0, 550.0
 EDGES = np.linspace(LOW, HIGH, NBINS + 1)

@@ -11,11 +11,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from reanimate.datasets.catalogue import AGC_XSEC_PB
+from reanimate.analyses.agc.catalogue import AGC_XSEC_PB
 from reanimate.errors import ReanimateError
+from reanimate.urls import is_remote
 
 LUMINOSITY_PB = 3378.0
-XSEC_PB: dict[str, float] = AGC_XSEC_PB  # agc-analysis.md §5
+XSEC_PB: dict[str, float] = AGC_XSEC_PB  # docs/agc-analysis.md §5
 BACKGROUNDS: tuple[str, ...] = tuple(XSEC_PB)
 SIGNAL_PREFIX = "zprime_"
 VARIATIONS: tuple[str, ...] = ("nominal", "scaledown", "scaleup", "ME_var", "PS_var")
@@ -46,7 +47,7 @@ def catalogue_path(samples: str | Path) -> Path:
 
 
 def _resolve(base: Path, path: str) -> str:
-    if "://" in path or Path(path).is_absolute():
+    if is_remote(path) or Path(path).is_absolute():
         return path
     return str(base / path)
 

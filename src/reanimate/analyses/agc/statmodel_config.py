@@ -1,4 +1,4 @@
-"""The AGC ttbar statistical model (agc-analysis.md section 10) as a HistFactory config.
+"""The AGC ttbar statistical model (docs/agc-analysis.md section 10) as a HistFactory config.
 
 Names. HS3 readers (pyhs3, ROOT) address parameters by name, and pyhs3 0.4.2 breaks on names
 with spaces or hyphens, so every *parameter* of the model is identifier-safe, and the same name

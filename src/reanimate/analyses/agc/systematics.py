@@ -1,4 +1,4 @@
-"""AGC systematic variations (agc-analysis.md §6) and the deterministic jet smearing.
+"""AGC systematic variations (docs/agc-analysis.md §6) and the deterministic jet smearing.
 
 The reference draws the jet-resolution factors unseeded. Here every factor is a pure function
 of (seed, run, luminosityBlock, event, jet index): a splitmix64-style counter-based hash in
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reanimate.steps.agc.objects import Events, RegionSelection
+from reanimate.analyses.agc.objects import Events, RegionSelection
 
 PT_VARIATIONS: tuple[str, ...] = ("nominal", "pt_scale_up", "pt_res_up")
 PT_SCALE_UP = 1.03

@@ -2,7 +2,7 @@
 
 Processes fill a :class:`Truth` slot by slot (every slot is a column over all events, with a
 validity mask). GenPart rows follow the NanoAOD conventions the AGC ML truth matching relies on
-(agc-analysis.md §9): every top, W, quark and lepton of the hard process appears once, flagged
+(docs/agc-analysis.md §9): every top, W, quark and lepton of the hard process appears once, flagged
 isFirstCopy and isLastCopy (statusFlags bit 13), with ``genPartIdxMother`` pointing at its top
 or W; the incoming partons have mother −1 and pT 0.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reanimate.steps.agc import kinematics as kin
+from reanimate.analyses.agc import kinematics as kin
 
 # statusFlags bits (NanoAOD)
 PROMPT, TAU_DECAY, PROMPT_TAU_DECAY, DIRECT_TAU_DECAY = 1 << 0, 1 << 2, 1 << 3, 1 << 4

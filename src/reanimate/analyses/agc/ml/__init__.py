@@ -1,4 +1,4 @@
-"""Machine learning of the AGC analysis: the BDT jet–parton assignment (agc-analysis.md §9).
+"""Machine learning of the AGC analysis: the BDT jet–parton assignment (docs/agc-analysis.md §9).
 
 ``permutations`` (which jet plays which parton), ``features`` (the 20 BDT inputs), ``truth``
 (GenPart matching for training labels), ``training`` (XGBoost on even / odd events),

@@ -1,4 +1,4 @@
-"""The 20 BDT features of a jet–parton permutation (agc-analysis.md §9), vectorised.
+"""The 20 BDT features of a jet–parton permutation (docs/agc-analysis.md §9), vectorised.
 
 Inputs are flat numpy arrays: the selected jets of every event one after the other (grouped by
 ``counts``, in their original order) and one lepton per event. Only the first min(n, max_jets)
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reanimate.ml.permutations import MAX_JETS, MIN_JETS, permutations
+from reanimate.analyses.agc.ml.permutations import MAX_JETS, MIN_JETS, permutations
 
 FEATURE_NAMES: tuple[str, ...] = (
     "deltar_leptonbtoplep",

@@ -2,24 +2,23 @@
 
 Names ``{feature}_{process}`` (nominal) or ``{feature}_{process}_{variation}``, e.g.
 ``deltar_leptonbtoplep_ttbar`` or ``pt_w1_wjets_scale_var_up``. 25 bins per feature over the
-AGC ranges (:data:`reanimate.ml.features.BIN_LOW` / ``BIN_HIGH``), with under- and overflow;
-partial histograms are (2, 27) float64 arrays (sum of weights, sum of squared weights), like
-the histogram stage's, so the same ordered merge applies. Only non-zero histograms are written,
-byte-deterministically (same clock freeze and content-derived UUID as ``histograms.root``).
+AGC ranges (:data:`reanimate.analyses.agc.ml.features.BIN_LOW` / ``BIN_HIGH``), with under-
+and overflow; partial histograms are (2, 27) float64 arrays (sum of weights, sum of squared
+weights), like the histogram stage's, so the same ordered merge applies. Only non-zero
+histograms are written, byte-deterministically (the same clock freeze,
+:func:`reanimate.datasets.writing.reproducible_uproot`, and a content-derived UUID, as
+``histograms.root``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 import boost_histogram as bh
 import numpy as np
 
-from reanimate.ml.features import BIN_HIGH, BIN_LOW, FEATURE_NAMES, NBINS
+from reanimate.analyses.agc.ml.features import BIN_HIGH, BIN_LOW, FEATURE_NAMES, NBINS
 
 _INDEX = {name: k for k, name in enumerate(FEATURE_NAMES)}
 # longest first, so that a feature name that prefixes another cannot steal its histograms
@@ -66,8 +65,8 @@ def fill(k: int, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _sort_key(name: str) -> tuple:
-    from reanimate.steps.agc.output import VARIATION_ORDER
-    from reanimate.steps.agc.samples import BACKGROUNDS
+    from reanimate.analyses.agc.output import VARIATION_ORDER
+    from reanimate.analyses.agc.samples import BACKGROUNDS
 
     feature = feature_of(name)
     rest = name[len(feature) + 1 :]
@@ -124,19 +123,8 @@ def _th1(name: str, h: np.ndarray, k: int):
 
 def write_root(path: str | Path, hists: Mapping[str, np.ndarray]) -> None:
     """Write the non-zero ML histograms as TH1D, byte-deterministically, atomically."""
-    import uproot
+    from reanimate.analyses.agc.output import write_histogram_file
 
-    from reanimate.steps.agc.output import _frozen_uproot_clock
-
-    names = ordered(hists)
-    digest = hashlib.sha256(b"histograms_ml\0")
-    for n in names:
-        digest.update(n.encode() + b"\0" + np.ascontiguousarray(hists[n]).tobytes())
-    file_uuid = uuid.UUID(bytes=digest.digest()[:16], version=4)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with _frozen_uproot_clock():
-        with uproot.recreate(tmp, uuid_function=lambda: file_uuid) as f:
-            for n in names:
-                f[n] = _th1(n, hists[n], _INDEX[feature_of(n)])
-    os.replace(tmp, path)
+    write_histogram_file(path, ordered(hists), hists,
+                         lambda n, values: _th1(n, values, _INDEX[feature_of(n)]),
+                         salt=b"histograms_ml\0")

@@ -3,10 +3,10 @@
 Every permutation of the first min(n, 6) selected jets is scored; even event numbers are scored
 by the model trained on *odd* events and vice versa (each event is scored by the model that did
 not see it, as in the AGC); the permutation with the highest P(correct) (the first on ties) gives
-the event's 20 features, which fill 25-bin histograms (:mod:`reanimate.ml.histograms`).
+the event's 20 features, which fill 25-bin histograms (:mod:`reanimate.analyses.agc.ml.histograms`).
 
 :class:`MLFiller` plugs into the histogram stage's extra-filler hook
-(:mod:`reanimate.steps.agc.processing`): it carries the two pinned model files as bytes
+(:mod:`reanimate.analyses.agc.processing`): it carries the two pinned model files as bytes
 (verified against their sha256 once, when built), so it pickles to Dask workers anywhere.
 """
 
@@ -20,12 +20,12 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from reanimate.analyses.agc.ml import features as feat
+from reanimate.analyses.agc.ml import histograms
+from reanimate.analyses.agc.ml.permutations import MAX_JETS
+from reanimate.analyses.agc.ml.pinning import booster_from_bytes
+from reanimate.analyses.agc.ml.selection import INFERENCE_BRANCHES, chunk_leptons, selection_jets
 from reanimate.errors import DigestMismatch, ReanimateError
-from reanimate.ml import features as feat
-from reanimate.ml import histograms
-from reanimate.ml.permutations import MAX_JETS
-from reanimate.ml.pinning import booster_from_bytes
-from reanimate.ml.selection import INFERENCE_BRANCHES, chunk_leptons, selection_jets
 
 REGION = "4j2b"
 

@@ -1,4 +1,4 @@
-"""Jet–parton permutations (agc-analysis.md §9).
+"""Jet–parton permutations (docs/agc-analysis.md §9).
 
 A permutation is an ordered 4-tuple (W1, W2, b_had, b_lep) of distinct indices into an event's
 first min(n, 6) selected jets. The W jets are interchangeable: of (a, b, ...) and (b, a, ...)

@@ -5,10 +5,10 @@ the registered model name and version in MLflow and the digest of each XGBoost J
 analysis loads models only through :func:`load_booster` with the pinned digest, so a tampered
 or swapped file is refused (:class:`~reanimate.errors.DigestMismatch`).
 
-Registry layout written by the ``train`` step (:mod:`reanimate.ml.tracking`): one registered
-model version per training run; its MLflow model is ``model_even`` (the ``xgboost`` flavour,
-``model.json``) and carries ``model_odd.json`` under ``extra_files/``; the version's tags hold
-the sha256 of both (:data:`SHA256_TAG`).
+Registry layout written by the ``train`` step (:mod:`reanimate.analyses.agc.ml.tracking`): one
+registered model version per training run; its MLflow model is ``model_even`` (the ``xgboost``
+flavour, ``model.json``) and carries ``model_odd.json`` under ``extra_files/``; the version's
+tags hold the sha256 of both (:data:`SHA256_TAG`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from reanimate.atomic import atomic_path, write_text
 from reanimate.errors import DigestMismatch, ReanimateError
 from reanimate.hashing import sha256_file
 
@@ -145,13 +146,14 @@ def pin_from_registry(
             dst = out_dir / f"{role}.json"
             if expected:
                 verify_file(src, expected)
-            shutil.copyfile(src, dst)
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
             files[role] = pin_entry(dst)
     return {"name": name, "version": str(version), "run_id": mv.run_id, "files": files}
 
 
 def write_pin(pin: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(pin, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(pin, indent=2, sort_keys=True) + "\n")
 
 
 def read_pin(path: str | Path) -> dict:

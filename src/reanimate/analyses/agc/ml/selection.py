@@ -1,6 +1,6 @@
 """From NanoAOD events to the inputs of the BDT: the 4j2b jets and the one selected lepton.
 
-The event and jet selection is the histogram stage's own (:mod:`reanimate.steps.agc.objects`),
+The event and jet selection is the histogram stage's own (:mod:`reanimate.analyses.agc.objects`),
 so training and inference see exactly the events and jets the histograms see. The lepton cuts
 repeat §2 (that module only counts leptons). Branches needed on top of the selection's:
 :data:`INFERENCE_BRANCHES` (and :data:`TRAINING_BRANCHES` for truth matching).
@@ -11,7 +11,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from reanimate.ml.features import Jets, Leptons
+from reanimate.analyses.agc.ml.features import Jets, Leptons
 
 INFERENCE_BRANCHES: tuple[str, ...] = (
     "event",
@@ -80,7 +80,7 @@ def selected_lepton(events: ak.Array) -> Leptons:
 
 
 def selection_jets(selection, qgl_flat: np.ndarray) -> Jets:
-    """The selected jets of a :class:`~reanimate.steps.agc.objects.RegionSelection` (varied pT).
+    """The selected jets of a :class:`~reanimate.analyses.agc.objects.RegionSelection` (varied pT).
 
     ``qgl_flat`` is the chunk's flat ``Jet_qgl`` (the selection indexes the chunk's flat jets).
     """
@@ -97,7 +97,7 @@ def selection_jets(selection, qgl_flat: np.ndarray) -> Jets:
 
 def region_4j2b(events: ak.Array, pt_variation: str = "nominal", seed: int = 0):
     """The 4j2b :class:`RegionSelection` of ``events`` (histogram-stage selection)."""
-    from reanimate.steps.agc import objects, systematics
+    from reanimate.analyses.agc import objects, systematics
 
     ev = objects.Events(events)
     regions = objects.select_regions(

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from reanimate.analyses.agc import output
+from reanimate.analyses.agc.ml import histograms
+from reanimate.analyses.agc.ml.features import FEATURE_NAMES
+from reanimate.analyses.agc.ml.inference import MLFiller
+from reanimate.atomic import write_text
 from reanimate.errors import ReanimateError
-from reanimate.ml import histograms
-from reanimate.ml.features import FEATURE_NAMES
-from reanimate.ml.inference import MLFiller
 
 
 def pinned_digests(pin: str | Path | Mapping) -> dict[str, str]:
@@ -68,7 +70,7 @@ def filler(
 
 def chunk_function(ml_filler: MLFiller):
     """``process_chunk`` with the ML filler attached (picklable, for ``run_chunks(function=)``)."""
-    from reanimate.steps.agc.processing import process_chunk
+    from reanimate.analyses.agc.processing import process_chunk
 
     return functools.partial(process_chunk, fillers=(ml_filler,))
 
@@ -79,15 +81,8 @@ def split(hists: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
 
 
 def add_pseudodata(ml: dict[str, np.ndarray]) -> None:
-    """{feature}_pseudodata = (ttbar_ME_var + ttbar_PS_var) / 2 + wjets, as for the regions."""
-    for feature in FEATURE_NAMES:
-        zero = np.zeros((2, histograms.NBINS + 2))
-        me = ml.get(f"{feature}_ttbar_ME_var", zero)
-        ps = ml.get(f"{feature}_ttbar_PS_var", zero)
-        wjets = ml.get(f"{feature}_wjets", zero)
-        data = np.stack([(me[0] + ps[0]) / 2 + wjets[0], (me[1] + ps[1]) / 4 + wjets[1]])
-        if data[0].sum() != 0:
-            ml[f"{feature}_pseudodata"] = data
+    """``{feature}_pseudodata``: the regions' formula (:func:`output.pseudodata`) per feature."""
+    output.add_pseudodata(ml, FEATURE_NAMES, histograms.NBINS + 2)
 
 
 def write(
@@ -102,5 +97,5 @@ def write(
         add_pseudodata(ml)
     histograms.write_root(path, ml)
     if json_path:
-        Path(json_path).write_text(json.dumps(histograms.to_json(ml), indent=2) + "\n")
+        write_text(json_path, json.dumps(histograms.to_json(ml), indent=2) + "\n")
     return len(histograms.ordered(ml))

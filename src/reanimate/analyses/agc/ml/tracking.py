@@ -8,7 +8,8 @@ What: a parent run with the grid, the chosen hyper-parameters, the event counts 
 metrics; one nested run per grid point with its validation metrics; ``model_even`` and
 ``model_odd`` logged with ``mlflow.xgboost.log_model`` (JSON format, signature inferred from the
 features) and ``model_even`` registered under the registered-model name with ``model_odd.json``
-as an extra file and the sha256 of both as version tags (see :mod:`reanimate.ml.pinning`).
+as an extra file and the sha256 of both as version tags (see
+:mod:`reanimate.analyses.agc.ml.pinning`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from reanimate.analyses.agc.ml.pinning import SHA256_TAG
+from reanimate.analyses.agc.ml.training import NTHREAD, TrainingResult
 from reanimate.errors import ReanimateError
-from reanimate.ml.pinning import SHA256_TAG
-from reanimate.ml.training import NTHREAD, TrainingResult
 
 EMBEDDED_DB = "mlruns.db"
 EMBEDDED_ARTIFACTS = "mlartifacts"

@@ -1,10 +1,10 @@
-"""Training of the two jet–parton assignment BDTs (agc-analysis.md §9), without MLflow.
+"""Training of the two jet–parton assignment BDTs (docs/agc-analysis.md §9), without MLflow.
 
 Training set: ttbar nominal events in 4j2b (the histogram stage's selection), leading four
-selected jets, truth labels from :mod:`reanimate.ml.truth`, events whose labels sum to 48. Each
-event gives its 12 permutations (target 1 for the correct one). Two XGBoost ``binary:logistic``
-boosters: ``model_even`` trained on even event numbers, ``model_odd`` on odd ones; each is
-evaluated on the other parity (the events it will score in the analysis).
+selected jets, truth labels from :mod:`reanimate.analyses.agc.ml.truth`, events whose labels
+sum to 48. Each event gives its 12 permutations (target 1 for the correct one). Two XGBoost
+``binary:logistic`` boosters: ``model_even`` trained on even event numbers, ``model_odd`` on
+odd ones; each is evaluated on the other parity (the events it will score in the analysis).
 
 Hyper-parameters come from a small grid (n_estimators × max_depth, one learning rate), chosen on
 a validation quarter of each training parity (``(event // 2) % 4 == 0``) by the fraction of
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import awkward as ak
 import numpy as np
 
+from reanimate.analyses.agc.ml import features as feat
+from reanimate.analyses.agc.ml import permutations as perm
+from reanimate.analyses.agc.ml.truth import jet_labels
 from reanimate.errors import ReanimateError
-from reanimate.ml import features as feat
-from reanimate.ml import permutations as perm
-from reanimate.ml.truth import jet_labels
 
 NTHREAD = 1
 N_PERMS = len(perm.permutations(4))
@@ -121,7 +121,7 @@ class MatchedEvents:
 
 def matched_events(events: ak.Array) -> MatchedEvents:
     """The 4j2b events of a ttbar chunk whose leading four jets match 24, 24, 6, −6."""
-    from reanimate.ml.selection import training_inputs
+    from reanimate.analyses.agc.ml.selection import training_inputs
 
     mask, jets, lepton = training_inputs(events)
     selected = events[mask]

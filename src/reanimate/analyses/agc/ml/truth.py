@@ -1,4 +1,4 @@
-"""Truth labels of the leading four jets for training (agc-analysis.md §9).
+"""Truth labels of the leading four jets for training (docs/agc-analysis.md §9).
 
 Candidates: last-copy quarks (0 < |pdgId| < 7, ``statusFlags`` bit 13) whose distinct parent
 (the first ancestor with a different pdgId, as coffea's ``distinctParent``) is a top (|pdgId| 6)
@@ -14,7 +14,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from reanimate.ml.permutations import BLEP_LABEL, NO_LABEL
+from reanimate.analyses.agc.ml.permutations import BLEP_LABEL, NO_LABEL
 
 LAST_COPY = 1 << 13
 MATCH_DR = 0.4

@@ -1,9 +1,10 @@
 """Step program: the AGC histogramming stage, distributed on Dask.
 
-    python -m reanimate.steps.histograms --samples DIR --histograms OUT.root
+    python -m reanimate.analyses.agc.steps.histograms --samples DIR --histograms OUT.root
+        [--histograms_ml OUT_ML.root --model_even M.json --model_odd M.json [--model_pin PIN]]
         [--dump_json OUT.json] [--seed 42] [--chunk_size 100000] [--max_files_per_sample N]
-        [--dask_workers N] [--dask_threads_per_worker T] [--dask_memory_per_worker 2Gi]
-        [--scheduler ADDRESS] [--processes P1,P2] [--no_progress]
+        [--dask_workers 2] [--dask_threads_per_worker 1] [--dask_memory_per_worker 2Gi]
+        [--scheduler ADDRESS] [--processes P1,P2] [--no_progress true]
 
 Reads DIR/catalogue.json, runs the selection with every systematic on (file, entry range)
 chunks on a Dask LocalCluster (or the scheduler at --scheduler / $DASK_SCHEDULER_URI), merges
@@ -18,39 +19,50 @@ import sys
 import time
 
 from reanimate.errors import ReanimateError
-from reanimate.steps._program import one_line
+from reanimate.steps.interface import Flag, Interface, program_main
+
+INTERFACE = Interface(
+    prog="python -m reanimate.analyses.agc.steps.histograms",
+    description=__doc__.split("\n")[0],
+    flags=(
+        Flag("samples", "directory", "input", help="catalogue directory (or catalogue JSON)"),
+        Flag("model_even", "file", "input", default=None,
+             help="BDT trained on even events (XGBoost JSON); with --histograms_ml"),
+        Flag("model_odd", "file", "input", default=None,
+             help="BDT trained on odd events (XGBoost JSON); with --histograms_ml"),
+        Flag("model_pin", "file", "input", default=None,
+             help="pin JSON or the train step's metrics JSON (digests of the models)"),
+        Flag("seed", "int", "parameter", default=42, help="seed of the jet smearing"),
+        Flag("chunk_size", "int", "parameter", default=100_000, help="entries per chunk"),
+        Flag("max_files_per_sample", "int", "parameter", default=None,
+             help="read at most this many files per sample"),
+        Flag("processes", "str", "parameter", default=None,
+             help="comma-separated processes to histogram (default: all)"),
+        Flag("scheduler", "str", "parameter", default=None,
+             help="existing Dask scheduler address (default: $DASK_SCHEDULER_URI, else a "
+                  "LocalCluster)"),
+        Flag("model_even_sha256", "str", "parameter", default=None,
+             help="pinned sha256 of --model_even"),
+        Flag("model_odd_sha256", "str", "parameter", default=None,
+             help="pinned sha256 of --model_odd"),
+        Flag("no_progress", "bool", "parameter", default=False, help="no progress lines on stderr"),
+        Flag("histograms", "file", "output", help="the AGC histograms (ROOT)"),
+        Flag("histograms_ml", "file", "output", default=None,
+             help="the 20 ML feature histograms (ROOT); needs --model_even and --model_odd"),
+        Flag("dump_json", "file", "output", default=None,
+             help="also write the histograms as the AGC reference JSON"),
+        Flag("dask_workers", "int", "engine", default=2, help="Dask workers (dask: workers)"),
+        Flag("dask_threads_per_worker", "int", "engine", default=1,
+             help="threads per Dask worker (dask: threads_per_worker)"),
+        Flag("dask_memory_per_worker", "str", "engine", default="2Gi",
+             help="memory limit per Dask worker (dask: memory_per_worker)"),
+    ),
+)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2
-        self.exit(2, f"error: {self.prog}: {message}\n")
-
-
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m reanimate.steps.histograms", description=__doc__.split("\n")[0])
-    p.add_argument("--samples", required=True, help="catalogue directory (or catalogue JSON)")
-    p.add_argument("--histograms", required=True, help="output ROOT file")
-    p.add_argument("--dump_json", help="also write the AGC reference JSON here")
-    p.add_argument("--seed", type=int, default=42, help="seed of the jet smearing")
-    p.add_argument("--chunk_size", type=int, default=100_000, help="entries per chunk")
-    p.add_argument("--max_files_per_sample", type=int, default=None)
-    p.add_argument("--dask_workers", type=int, default=1)
-    p.add_argument("--dask_threads_per_worker", type=int, default=1)
-    p.add_argument("--dask_memory_per_worker", default="2Gi")
-    p.add_argument("--scheduler", default=None, help="existing Dask scheduler address")
-    p.add_argument("--processes", default=None, help="comma-separated processes to histogram")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
-    p.add_argument("--histograms_ml", help="output ROOT file of the 20 ML feature histograms")
-    p.add_argument("--model_even", help="BDT trained on even events (XGBoost JSON)")
-    p.add_argument("--model_odd", help="BDT trained on odd events (XGBoost JSON)")
-    p.add_argument("--model_pin", help="pin JSON or the train step's metrics JSON (digests)")
-    p.add_argument("--model_even_sha256", help="pinned sha256 of --model_even")
-    p.add_argument("--model_odd_sha256", help="pinned sha256 of --model_odd")
-    return p
-
-
-def run(args: argparse.Namespace) -> dict:
-    from reanimate.steps.agc import distributed, output, processing, samples
+def histogram(args: argparse.Namespace) -> dict:
+    """Run the stage; its summary as a dict (histograms, chunks, events, seconds)."""
+    from reanimate.analyses.agc import distributed, output, processing, samples
 
     if args.chunk_size <= 0:
         raise ReanimateError(f"--chunk_size must be positive, got {args.chunk_size}")
@@ -65,7 +77,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     function = processing.process_chunk
     if args.histograms_ml:
-        from reanimate.ml import stage as ml_stage
+        from reanimate.analyses.agc.ml import stage as ml_stage
 
         if not (args.model_even and args.model_odd):
             raise ReanimateError("--histograms_ml needs --model_even and --model_odd")
@@ -97,20 +109,17 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except ReanimateError as exc:
-        print(one_line(exc), file=sys.stderr)
-        return exc.exit_code
-    print(
+def run(args: argparse.Namespace) -> str:
+    summary = histogram(args)
+    return (
         f"{summary['histograms']} histograms from {summary['events']} events "
-        f"({summary['chunks']} chunks) in {summary['seconds']} s",
-        file=sys.stderr,
+        f"({summary['chunks']} chunks) in {summary['seconds']} s"
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return program_main(INTERFACE, run, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(program_main(INTERFACE, run))

@@ -1,7 +1,8 @@
 """Step program: the figures physicists expect of the AGC analysis (CMS style, PNG and PDF).
 
-    python -m reanimate.steps.plots --histograms histograms.root --workspace workspace.json
-        --fit fit.json --plots plots/ [--histograms_ml histograms_ml.root]
+    python -m reanimate.analyses.agc.steps.plots --histograms histograms.root
+        --workspace workspace.json --fit fit.json --plots plots/
+        [--histograms_ml histograms_ml.root]
 
 Writes into the directory --plots (created): stacked_4j1b (HT) and stacked_4j2b (m_bjj) with
 the pseudo-data; ttbar_btag_variations_4j1b; ttbar_jet_energy_variations_4j2b; ml_features
@@ -13,28 +14,32 @@ byte-reproducible. User errors: one line on stderr, exit 2.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from reanimate.steps._program import Parser, main
+from reanimate.steps.interface import Flag, Interface, program_main
 
-
-def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m reanimate.steps.plots", description=__doc__.split("\n")[0])
-    p.add_argument("--histograms", required=True, help="histograms.root of the AGC stage")
-    p.add_argument("--workspace", required=True, help="pyhf workspace (JSON)")
-    p.add_argument("--fit", required=True, help="fit results (JSON) of the fit step")
-    p.add_argument("--plots", required=True, help="output directory (created)")
-    p.add_argument("--histograms_ml", default=None, help="histograms_ml.root (ML features)")
-    return p
+INTERFACE = Interface(
+    prog="python -m reanimate.analyses.agc.steps.plots",
+    description=__doc__.split("\n")[0],
+    flags=(
+        Flag("histograms", "file", "input", help="histograms.root of the AGC stage"),
+        Flag("histograms_ml", "file", "input", default=None,
+             help="histograms_ml.root of the AGC stage (the ML feature plots)"),
+        Flag("workspace", "file", "input", help="pyhf workspace (JSON)"),
+        Flag("fit", "file", "input", help="fit results (JSON) of the fit step"),
+        Flag("plots", "directory", "output", help="directory of the figures (created)"),
+    ),
+)
 
 
 def run(args: argparse.Namespace) -> list[str]:
     import numpy as np
 
+    from reanimate.analyses.agc import histfile, plotting
+    from reanimate.analyses.agc.statmodel_config import FIT_EDGES
     from reanimate.errors import ReanimateError
     from reanimate.statistics import fitting, jsonio, yields
-    from reanimate.steps.agc import histfile, plotting
-    from reanimate.steps.agc.statmodel_config import FIT_EDGES
 
     hists = histfile.read_histograms(args.histograms)
     ml = histfile.read_histograms(args.histograms_ml) if args.histograms_ml else None
@@ -64,5 +69,9 @@ def run(args: argparse.Namespace) -> list[str]:
     return written
 
 
+def main(argv: list[str] | None = None) -> int:
+    return program_main(INTERFACE, run, argv)
+
+
 if __name__ == "__main__":
-    main(parser(), run)
+    sys.exit(program_main(INTERFACE, run))

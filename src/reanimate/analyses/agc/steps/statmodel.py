@@ -1,10 +1,10 @@
 """Step program: the AGC HistFactory model as a pyhf workspace and an HS3 document.
 
-    python -m reanimate.steps.statmodel --histograms histograms.root
+    python -m reanimate.analyses.agc.steps.statmodel --histograms histograms.root
         --workspace workspace.json --hs3 model.hs3.json
 
 Rebins the AGC histograms to the fit binning (11 x 40 GeV from 110 GeV), builds the model of
-agc-analysis.md section 10 (reanimate.steps.agc.statmodel_config), checks that pyhf accepts it,
+docs/agc-analysis.md §10 (reanimate.analyses.agc.statmodel_config), checks that pyhf accepts it,
 and writes it twice: pyhf JSON and HS3 JSON (converted by reanimate.statistics.hs3, with the
 real bin edges). Same histograms, same bytes. User errors: one line on stderr, exit 2.
 """
@@ -12,22 +12,29 @@ real bin edges). Same histograms, same bytes. User errors: one line on stderr, e
 from __future__ import annotations
 
 import argparse
+import sys
 
-from reanimate.steps._program import Parser, main
+from reanimate.steps.interface import Flag, Interface, program_main
+
+INTERFACE = Interface(
+    prog="python -m reanimate.analyses.agc.steps.statmodel",
+    description=__doc__.split("\n")[0],
+    flags=(
+        Flag("histograms", "file", "input", help="histograms.root of the AGC stage"),
+        Flag("workspace", "file", "output", help="pyhf workspace (JSON)"),
+        Flag("hs3", "file", "output", help="HS3 document (JSON)"),
+    ),
+)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m reanimate.steps.statmodel", description=__doc__.split("\n")[0])
-    p.add_argument("--histograms", required=True, help="histograms.root of the AGC stage")
-    p.add_argument("--workspace", required=True, help="output pyhf workspace (JSON)")
-    p.add_argument("--hs3", required=True, help="output HS3 document (JSON)")
-    return p
+    return INTERFACE.parser()
 
 
 def build(histograms: str) -> tuple[dict, dict]:
     """(pyhf workspace, HS3 document) of the AGC model from a histograms.root."""
+    from reanimate.analyses.agc import histfile, statmodel_config
     from reanimate.statistics import histfactory, hs3
-    from reanimate.steps.agc import histfile, statmodel_config
 
     config = statmodel_config.config()
     workspace = histfactory.build_workspace(
@@ -46,5 +53,9 @@ def run(args: argparse.Namespace) -> None:
     jsonio.write(args.hs3, doc)
 
 
+def main(argv: list[str] | None = None) -> int:
+    return program_main(INTERFACE, run, argv)
+
+
 if __name__ == "__main__":
-    main(parser(), run)
+    sys.exit(program_main(INTERFACE, run))

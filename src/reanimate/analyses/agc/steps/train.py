@@ -1,8 +1,8 @@
 """Step program: train the AGC jet–parton assignment BDTs, tracked in MLflow.
 
-    python -m reanimate.steps.train --samples DIR --model_even model_even.json
+    python -m reanimate.analyses.agc.steps.train --samples DIR --model_even model_even.json
         --model_odd model_odd.json --metrics metrics.json [--max_events N] [--seed S]
-        [--n_estimators_grid 50,100] [--max_depth_grid 3,5] [--learning_rate 0.1]
+        [--n_estimators_grid 25,50] [--max_depth_grid 3] [--learning_rate 0.1]
         [--mlflow_experiment NAME] [--mlflow_registered_model NAME]
 
 Reads the ttbar nominal files of DIR/catalogue.json (at most --max_events events), selects
@@ -19,35 +19,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from reanimate.errors import ReanimateError
-from reanimate.steps._program import Parser, one_line
+from reanimate.steps.interface import Flag, Interface, program_main
 
-DEFAULT_EXPERIMENT = "agc_ttbar_jet_assignment"
-DEFAULT_REGISTERED_MODEL = "agc_ttbar_jet_assignment"
+#: The flagship's names (specs/agc-ttbar.yaml, mlflow: block).
+DEFAULT_EXPERIMENT = "agc-ttbar-jet-assignment"
+DEFAULT_REGISTERED_MODEL = "agc-ttbar-jet-assignment"
 
-
-def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m reanimate.steps.train", description=__doc__.split("\n")[0])
-    p.add_argument("--samples", required=True, help="catalogue directory (or catalogue JSON)")
-    p.add_argument("--model_even", required=True, help="output: model trained on even events")
-    p.add_argument("--model_odd", required=True, help="output: model trained on odd events")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
-    p.add_argument("--max_events", type=int, default=None, help="ttbar events to read at most")
-    p.add_argument("--seed", type=int, default=42, help="XGBoost seed")
-    p.add_argument("--n_estimators_grid", default="50,100", help="comma-separated grid")
-    p.add_argument("--max_depth_grid", default="3,5", help="comma-separated grid")
-    p.add_argument("--learning_rate", type=float, default=0.1)
-    p.add_argument("--mlflow_experiment", default=DEFAULT_EXPERIMENT)
-    p.add_argument(
-        "--mlflow_registered_model",
-        default=DEFAULT_REGISTERED_MODEL,
-        help="registered-model name ('' to skip registration)",
-    )
-    return p
+INTERFACE = Interface(
+    prog="python -m reanimate.analyses.agc.steps.train",
+    description=__doc__.split("\n")[0],
+    flags=(
+        Flag("samples", "directory", "input", help="catalogue directory (or catalogue JSON)"),
+        Flag("max_events", "int", "parameter", default=None,
+             help="ttbar events to read at most (default: all)"),
+        Flag("seed", "int", "parameter", default=42, help="XGBoost seed"),
+        Flag("n_estimators_grid", "str", "parameter", default="25,50",
+             help="comma-separated grid of the number of trees"),
+        Flag("max_depth_grid", "str", "parameter", default="3",
+             help="comma-separated grid of the tree depth"),
+        Flag("learning_rate", "float", "parameter", default=0.1, help="XGBoost eta"),
+        Flag("model_even", "file", "output", help="model trained on even events (XGBoost JSON)"),
+        Flag("model_odd", "file", "output", help="model trained on odd events (XGBoost JSON)"),
+        Flag("metrics", "file", "output", help="metrics JSON (accuracy, grid, MLflow run, pin)"),
+        Flag("mlflow_experiment", "str", "engine", default=DEFAULT_EXPERIMENT,
+             help="MLflow experiment (mlflow: experiment)"),
+        Flag("mlflow_registered_model", "str", "engine", default=DEFAULT_REGISTERED_MODEL,
+             help="registered-model name, '' to skip registration (mlflow: registered_model)"),
+    ),
+)
 
 
 def _int_list(flag: str, text: str) -> list[int]:
@@ -66,10 +69,10 @@ def _log(message: str) -> None:
 
 def load_training_set(samples_dir: str, max_events: int | None):
     """Training examples from the ttbar nominal files of the catalogue (first files first)."""
+    from reanimate.analyses.agc import objects, samples
+    from reanimate.analyses.agc.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
+    from reanimate.analyses.agc.ml.training import TrainingSet, training_set
     from reanimate.datasets.reading import read_events
-    from reanimate.ml.selection import INFERENCE_BRANCHES, TRAINING_BRANCHES
-    from reanimate.ml.training import TrainingSet, training_set
-    from reanimate.steps.agc import objects, samples
 
     sample_list = [
         s for s in samples.load_samples(samples_dir, ["ttbar"]) if s.variation == "nominal"
@@ -103,8 +106,10 @@ def _finite(obj):
     return obj
 
 
-def run(args: argparse.Namespace) -> dict:
-    from reanimate.ml import pinning, tracking, training
+def train_models(args: argparse.Namespace) -> dict:
+    """Train, write the models and the metrics; return the metrics document."""
+    from reanimate import atomic
+    from reanimate.analyses.agc.ml import pinning, tracking, training
 
     if args.max_events is not None and args.max_events < 1:
         raise ReanimateError(f"--max_events must be positive, got {args.max_events}")
@@ -126,10 +131,8 @@ def run(args: argparse.Namespace) -> dict:
 
     paths = {"model_even": Path(args.model_even), "model_odd": Path(args.model_odd)}
     for role, path in paths.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.json")
-        getattr(result, role).save_model(str(tmp))
-        os.replace(tmp, path)
+        # save_raw("json") is byte for byte what save_model("x.json") writes, whatever the name
+        atomic.write_bytes(path, bytes(getattr(result, role).save_raw(raw_format="json")))
     sha256 = {role: pinning.pin_entry(p)["sha256"] for role, p in paths.items()}
     params = {
         "seed": args.seed,
@@ -165,29 +168,25 @@ def run(args: argparse.Namespace) -> dict:
             "files": {role: {"path": str(p), "sha256": sha256[role]} for role, p in paths.items()},
         },
     }
-    metrics_path = Path(args.metrics)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = metrics_path.with_name(f".{metrics_path.name}.tmp")
-    tmp.write_text(json.dumps(_finite(doc), indent=2, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, metrics_path)
+    atomic.write_text(
+        args.metrics, json.dumps(_finite(doc), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )
     return doc
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        doc = run(args)
-    except ReanimateError as exc:
-        print(one_line(exc), file=sys.stderr)
-        return exc.exit_code
-    _log(
+def run(args: argparse.Namespace) -> str:
+    doc = train_models(args)
+    return (
         f"events fully correct {doc['fraction_events_correct']:.3f} "
         f"(random {doc['random_fraction_events_correct']:.3f}), jets correct "
         f"{doc['fraction_jets_correct']:.3f}, ROC AUC {doc['roc_auc']:.3f}; "
         f"registered {doc['pin']['name']} version {doc['pin']['version']}"
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return program_main(INTERFACE, run, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(program_main(INTERFACE, run))

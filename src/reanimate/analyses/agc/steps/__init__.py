@@ -1,0 +1,1 @@
+"""The AGC step programs (`python -m reanimate.analyses.agc.steps.NAME`)."""

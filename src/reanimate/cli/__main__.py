@@ -1,0 +1,5 @@
+"""`python -m reanimate.cli` is `reanimate`."""
+
+from reanimate.cli import main
+
+main()
