@@ -1,15 +1,23 @@
 """sha256 of files and directories, with a stat-keyed memo so big inputs are hashed once.
 
-The memo (like git's index) trusts (size, mtime_ns, inode): a rewrite that changes any of them is
-hashed again. It lives in the work directory and is only an accelerator, never a source of truth
-for outputs we produce.
+The memo (like git's index) trusts a file's (size, mtime_ns, inode, ctime_ns). The ctime is
+what makes it sound: the kernel sets it on every write, truncate, chmod or rename and no system
+call can set it back (`touch -r` restores the mtime, not the ctime), so a file edited since it
+was hashed always misses the memo and is hashed again. Each entry is signed (HMAC-SHA256) with a
+key kept outside the work directory (~/.cache/reanimate/memo.key, mode 0600), so a hand-edited
+hashes.json cannot vouch for a file: an entry whose signature does not check is ignored. The
+memo is only an accelerator, never a source of truth for outputs we produce; concurrent runs
+merge their entries under a file lock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
+from functools import cache
 from pathlib import Path
 
 from reanimate.atomic import write_text
@@ -41,28 +49,78 @@ def sha256_path(path: Path, memo: HashMemo | None = None) -> str:
     return memo.sha256(path) if memo else sha256_file(path)
 
 
+def stat_fingerprint(path: str | Path) -> list[int]:
+    """(size, mtime_ns, inode, ctime_ns) of a file: changes with every change of its content."""
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
+
+
+@cache
+def _memo_key() -> bytes | None:
+    """The user's memo-signing key (created on first use); None if it cannot be kept."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reanimate"
+    path = folder / "memo.key"
+    try:
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        key = path.read_text().strip()
+        return bytes.fromhex(key) if len(key) == 64 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _signature(key: bytes, path: str, fingerprint: list[int], digest: str) -> str:
+    message = json.dumps([path, fingerprint, digest]).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
 class HashMemo:
+    """path -> sha256, trusted while the file's stat fingerprint and the entry's signature hold."""
+
     def __init__(self, store: Path | None) -> None:
         self.store = store
-        self.entries: dict[str, list] = {}
-        if store and store.exists():
-            try:
-                self.entries = json.loads(store.read_text())
-            except (OSError, ValueError):
-                self.entries = {}
+        self.key = _memo_key() if store else None
+        self.entries: dict[str, list] = self._read() if self.key else {}
+        self.added: dict[str, list] = {}
+
+    def _read(self) -> dict[str, list]:
+        try:
+            data = json.loads(self.store.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _valid(self, path: str, entry) -> bool:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], list)):
+            return False
+        fingerprint, digest, signature = entry
+        expected = _signature(self.key, path, fingerprint, str(digest))
+        return isinstance(signature, str) and hmac.compare_digest(signature, expected)
 
     def sha256(self, path: Path) -> str:
-        stat = os.stat(path)
         key = str(Path(path).resolve())
-        fingerprint = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        fingerprint = stat_fingerprint(path)
         entry = self.entries.get(key)
-        if entry and entry[:3] == fingerprint:
-            return entry[3]
+        if self.key and entry and self._valid(key, entry) and entry[0] == fingerprint:
+            return entry[1]
         value = sha256_file(path)
-        self.entries[key] = fingerprint + [value]
+        if self.key and stat_fingerprint(path) == fingerprint:  # unchanged while we read it
+            entry = [fingerprint, value, _signature(self.key, key, fingerprint, value)]
+            self.entries[key] = self.added[key] = entry
         return value
 
     def save(self) -> None:
-        if self.store:
-            self.store.parent.mkdir(parents=True, exist_ok=True)
-            write_text(self.store, json.dumps(self.entries))
+        """Merge this run's new entries into the store (under a lock: runs may share it)."""
+        if not (self.store and self.key and self.added):
+            return
+        from filelock import FileLock
+
+        self.store.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.store) + ".lock"):
+            merged = self._read()
+            merged.update(self.added)
+            write_text(self.store, json.dumps(merged))
+        self.added = {}

@@ -6,10 +6,12 @@ completed stays in the cache. Every run writes a provenance record.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import subprocess
+import signal
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -18,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from reanimate.engines.cache import StepCache
+from reanimate.engines.guard import InputGuard
 from reanimate.engines.plan import Plan, PlanStep, cache_key, fill, make_plan, render
+from reanimate.engines.process import StepProcess
 from reanimate.engines.provenance import environment, new_run_dir, now, write_provenance
 from reanimate.engines.report import Reporter
 from reanimate.errors import ReanimateError
@@ -82,13 +86,16 @@ class LocalRun:
         self.cache = StepCache(self.workdir)
         self.memo = HashMemo(self.workdir / "hashes.json")
         self.records = {name: StepRecord(name) for name in self.order}
-        self.digests: dict[str, str | None] = {}  # external input key -> verified sha256
+        self.guard = InputGuard(plan, self.memo, self.cache)
+        self.live: dict[str, StepProcess] = {}  # running steps, for interrupts
+        self.stopping = False
+        self.produced_keys: dict[str, str] = {}  # step -> cache key of its adopted outputs
         self.produced: dict[str, dict[str, tuple[Path, str]]] = {}  # step -> out -> (path, sha)
         self.payloads: dict[str, dict] = {}
 
     def verify_external_inputs(self, steps: set[str]) -> None:
         """Hash every dataset file and file: input the steps read; refuse lock mismatches."""
-        self.digests = self.plan.verify_inputs(steps, self.memo)
+        self.guard.verify(steps)
 
     def resolve_inputs(self, name: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         """(paths, digests) per input name."""
@@ -100,7 +107,7 @@ class LocalRun:
                 if item.external is not None:
                     key = item.external.key
                     path = str(item.external.path) if item.external.path else key
-                    digest = self.digests.get(key) or f"remote:{key}"
+                    digest = self.guard.digests.get(key) or f"remote:{key}"
                 else:
                     producer = item.producer
                     if producer.output not in self.produced[producer.step]:
@@ -137,6 +144,7 @@ class LocalRun:
         }
         record = self.records[name]
         record.key = key
+        self.produced_keys[name] = key
         record.outputs = {out: {"path": str(p), "sha256": d}
                           for out, (p, d) in self.produced[name].items()}
         self._link_result(name, entry)
@@ -157,55 +165,93 @@ class LocalRun:
         tmp.symlink_to(os.path.relpath(entry, results))
         os.replace(tmp, results / name)
 
-    def execute(self, name: str, key: str, params: dict, paths: dict, run_dir: Path) -> dict:
-        """Run one step in a scratch directory (worker thread); return the cache meta."""
+    def execute(self, name: str, key: str, paths: dict, run_dir: Path,
+                forced: bool) -> tuple[dict, str]:
+        """Produce (step, key) in a worker thread: (cache meta, "executed" or "cached").
+
+        One run at a time produces a key (the cache's key lock); a run that waited for another
+        finds the entry made and adopts it.
+        """
+        with self.cache.key_lock(name, key):
+            meta = None if forced else self.cache.lookup(name, key, self.plan.steps[name].outputs)
+            if meta is not None:
+                return meta, "cached"
+            return self._run_step(name, key, paths, run_dir), "executed"
+
+    def _run_step(self, name: str, key: str, paths: dict, run_dir: Path) -> dict:
         planned = self.plan.steps[name]
         step = planned.step
         record = self.records[name]
         scratch = self.workdir / "tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
         scratch.mkdir(parents=True)
-        outputs = {out: str(scratch / rel) for out, rel in step.outputs.items()}
-        for path in outputs.values():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        record.command = local_argv(planned, paths, outputs)
-        stdout_path = run_dir / "logs" / f"{name}.stdout"
-        stderr_path = run_dir / "logs" / f"{name}.stderr"
-        record.logs = {"stdout": str(stdout_path), "stderr": str(stderr_path)}
-        env = dict(os.environ, PYTHONHASHSEED="0", REANIMATE_STEP=name)
-        timeout = step.resources.timeout_seconds if step.resources else None
-        record.start = now()
+        try:
+            outputs = {out: str(scratch / rel) for out, rel in step.outputs.items()}
+            for path in outputs.values():
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            record.command = local_argv(planned, paths, outputs)
+            stdout_path = run_dir / "logs" / f"{name}.stdout"
+            stderr_path = run_dir / "logs" / f"{name}.stderr"
+            record.logs = {"stdout": str(stdout_path), "stderr": str(stderr_path)}
+            env = dict(os.environ, PYTHONHASHSEED="0", REANIMATE_STEP=name)
+            timeout = step.resources.timeout_seconds if step.resources else None
+            changed = self.guard.changed(name, self.produced_keys)
+            if changed:
+                raise StepError(name, f"input {changed} changed since the run began; "
+                                "refusing to run on other bytes than were hashed", [])
+            record.start = now()
+            self._run_command(name, record, scratch, stdout_path, stderr_path, env, timeout)
+            record.end = now()
+            if record.exit_code == 0:
+                missing = [o for o, p in outputs.items() if not Path(p).exists()]
+                if missing:
+                    record.exit_code = -1
+                    record.message = f"exited 0 but did not write output(s): {', '.join(missing)}"
+            if record.exit_code == 0:
+                changed = self.guard.changed(name, self.produced_keys)
+                if changed:
+                    record.exit_code = -1
+                    record.message = (f"input {changed} changed while the step ran; its result "
+                                      "is not cached (rerun when the input is stable)")
+            if record.exit_code != 0:
+                tail = stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL:]
+                detail = record.message or f"exit code {record.exit_code}"
+                raise StepError(name, detail, tail)
+            try:
+                return self.cache.store(name, key, scratch, step.outputs, record.as_dict(),
+                                        self.memo, self.payloads.get(name))
+            except ReanimateError as exc:
+                raise StepError(name, str(exc), []) from None
+            except OSError as exc:
+                raise StepError(name, f"cannot store its outputs in the cache: {exc}", []) \
+                    from None
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _run_command(self, name, record, scratch, stdout_path, stderr_path, env, timeout):
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as errf:
             try:
-                proc = subprocess.run(record.command, cwd=scratch, stdout=out, stderr=errf,
-                                      env=env, timeout=timeout, check=False)
-                record.exit_code = proc.returncode
-            except subprocess.TimeoutExpired:
-                record.exit_code = -1
-                record.message = f"timed out after {timeout} s"
+                process = StepProcess(record.command, scratch, out, errf, env)
             except OSError as exc:
                 record.exit_code = -1
                 record.message = f"cannot start {record.command[0]!r}: {exc}"
-        record.end = now()
-        if record.exit_code == 0:
-            missing = [o for o, p in outputs.items() if not Path(p).exists()]
-            if missing:
-                record.exit_code = -1
-                record.message = f"exited 0 but did not write output(s): {', '.join(missing)}"
-        if record.exit_code != 0:
-            self._keep_failed(name, scratch)
-            tail = stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL:]
-            detail = record.message or f"exit code {record.exit_code}"
-            raise StepError(name, detail, tail)
-        return self.cache.store(name, key, scratch, step.outputs, record.as_dict(), self.memo,
-                                self.payloads.get(name))
-
-    def _keep_failed(self, name: str, scratch: Path) -> None:
-        failed = self.workdir / "failed" / name
-        if failed.exists():
-            shutil.rmtree(failed)
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(scratch, failed)
-
+                return
+            self.live[name] = process
+            if self.stopping:
+                process.end()
+            try:
+                code = process.wait(timeout)
+            finally:
+                self.live.pop(name, None)
+        if code is None:
+            record.exit_code = -1
+            record.message = f"timed out after {timeout} s"
+        elif code == 127 and "cannot start" in stderr_path.read_text(errors="replace"):
+            record.exit_code = -1
+            record.message = stderr_path.read_text(errors="replace").strip().removeprefix(
+                "error: ")
+        else:
+            record.exit_code = code
 
 class StepError(Exception):
     def __init__(self, step: str, detail: str, tail: list[str]) -> None:
@@ -239,21 +285,81 @@ def run_spec(
 ) -> RunReport:
     reporter = reporter or Reporter()
     plan = plan or make_plan(loaded, overrides)
-    run = LocalRun(plan, Path(workdir), jobs, force, reporter)
+    workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ReanimateError(f"--workdir {workdir}: exists and is not a folder")
+    run = LocalRun(plan, workdir, jobs, force, reporter)
     selected = plan.select(only, from_step)
     needed = plan.needed(selected)
-    run.workdir.mkdir(parents=True, exist_ok=True)
-    run_dir = new_run_dir(run.workdir)
-    started = now()
     try:
-        run.verify_external_inputs(needed)
-        _schedule(run, selected, needed, run_dir)
+        run.workdir.mkdir(parents=True, exist_ok=True)
+        run_dir = new_run_dir(run.workdir)
+    except OSError as exc:
+        raise ReanimateError(f"--workdir {workdir}: cannot write there ({exc})") from None
+    started = now()
+    interrupted: BaseException | None = None
+    try:
+        with _interrupts_raised():
+            try:
+                run.verify_external_inputs(needed)
+                _schedule(run, selected, needed, run_dir)
+            except (KeyboardInterrupt, Interrupted) as exc:
+                interrupted = exc
+                for record in run.records.values():
+                    if record.status == "pending" and record.start:
+                        record.status, record.message = "interrupted", str(exc) or "interrupted"
     finally:
+        _close_run(run, loaded, plan, needed, run_dir, started)
+    if interrupted is not None:
+        raise Interrupted(f"{interrupted or 'interrupted'}; provenance: "
+                          f"{run_dir}/provenance.json",
+                          getattr(interrupted, "signum", signal.SIGINT)) from None
+    report = RunReport(run_dir, run.records)
+    _report_summary(reporter, report)
+    return report
+
+
+class Interrupted(ReanimateError):
+    """SIGINT or SIGTERM during a run: the running steps were ended, provenance written."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + int(signum)
+
+
+@contextlib.contextmanager
+def _interrupts_raised():
+    """Within a run, SIGTERM raises Interrupted in the main thread (as SIGINT raises
+    KeyboardInterrupt), so that the run ends its steps and writes provenance."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, _frame):
+        raise Interrupted("terminated (SIGTERM)", signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _close_run(run: LocalRun, loaded: LoadedSpec, plan: Plan, needed: set[str], run_dir: Path,
+               started: str) -> None:
+    """End what still runs, then record what happened (whatever happened)."""
+    for process in list(run.live.values()):
+        process.end()
+    try:
         run.memo.save()
-        records = run.records
-        for name in run.order:
-            if name not in needed:
-                records[name].status = "not-selected"
+    except OSError as exc:  # the memo only saves time; a full disk must not lose provenance
+        run.reporter.step("failed", "hashes", f"could not save the hash memo ({exc})")
+    records = run.records
+    for name in run.order:
+        if name not in needed:
+            records[name].status = "not-selected"
+    try:
         write_provenance(run_dir, {
             "run": run_dir.name,
             "spec": str(loaded.path),
@@ -265,9 +371,8 @@ def run_spec(
             "parameters": plan.parameters,
             "steps": [records[n].as_dict() for n in run.order],
         })
-    report = RunReport(run_dir, run.records)
-    _report_summary(reporter, report)
-    return report
+    except OSError as exc:
+        raise ReanimateError(f"cannot write {run_dir}/provenance.json: {exc}") from None
 
 
 def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path) -> None:
@@ -276,7 +381,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
     done: set[str] = set()
     blocked: set[str] = set()
     started_at: dict[str, float] = {}
-    with ThreadPoolExecutor(max_workers=run.jobs) as pool:
+    with ThreadPoolExecutor(max_workers=run.jobs) as pool, _ending_steps_on_exit(run):
         while pending or running:
             for name in list(pending):
                 if any(d in blocked for d in run.deps[name]):
@@ -302,11 +407,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 if use_cache:
                     pending.remove(name)
                     run.adopt(name, key, meta)
-                    rec, orig = run.records[name], meta.get("record", {})
-                    rec.status = "cached"
-                    rec.command, rec.start, rec.end = orig.get("command", []), orig.get(
-                        "start"), orig.get("end")
-                    rec.exit_code = orig.get("exit_code")
+                    _mark_cached(run.records[name], meta)
                     done.add(name)
                     run.reporter.step("cached", name, "cached")
                     continue
@@ -318,7 +419,8 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 pending.remove(name)
                 run.reporter.step("running", name, "running")
                 started_at[name] = time.monotonic()
-                running[pool.submit(run.execute, name, key, params, paths, run_dir)] = name
+                forced = run.force and name in selected
+                running[pool.submit(run.execute, name, key, paths, run_dir, forced)] = name
             if not running:
                 if pending and not any(
                     all(d in done for d in run.deps[n]) for n in pending
@@ -331,7 +433,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 record = run.records[name]
                 elapsed = time.monotonic() - started_at[name]
                 try:
-                    meta = future.result()
+                    meta, how = future.result()
                 except StepError as exc:
                     record.status = "failed"
                     record.message = exc.detail
@@ -340,9 +442,33 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                                       f"{elapsed:.1f} s; last lines of its stderr:", exc.tail)
                     continue
                 run.adopt(name, record.key, meta)
-                record.status = "executed"
                 done.add(name)
-                run.reporter.step("executed", name, f"done in {elapsed:.1f} s")
+                if how == "cached":  # a concurrent run produced it while this one waited
+                    _mark_cached(record, meta)
+                    run.reporter.step("cached", name, "cached (made by a concurrent run)")
+                else:
+                    record.status = "executed"
+                    run.reporter.step("executed", name, f"done in {elapsed:.1f} s")
+
+
+@contextlib.contextmanager
+def _ending_steps_on_exit(run: LocalRun):
+    """On an interrupt, end the running steps before the pool waits for its threads."""
+    try:
+        yield
+    except BaseException:
+        run.stopping = True
+        for process in list(run.live.values()):
+            process.end()
+        raise
+
+
+def _mark_cached(record: StepRecord, meta: dict) -> None:
+    original = meta.get("record") if isinstance(meta.get("record"), dict) else {}
+    record.status = "cached"
+    record.command = original.get("command", [])
+    record.start, record.end = original.get("start"), original.get("end")
+    record.exit_code = original.get("exit_code")
 
 
 def _wait_showing_progress(reporter: Reporter, running: dict[Future, str],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import secrets
@@ -36,9 +37,22 @@ def environment() -> dict:
     }
 
 
+def standard_json(value):
+    """`value` with non-finite floats as strings, so the record stays standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: standard_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [standard_json(v) for v in value]
+    return value
+
+
 def write_provenance(run_dir: Path, payload: dict) -> Path:
     path = run_dir / "provenance.json"
-    write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    text = json.dumps(standard_json(payload), indent=2, sort_keys=False, allow_nan=False,
+                      default=str)
+    write_text(path, text + "\n")
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest-{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
