@@ -10,7 +10,7 @@ import pytest
 from _agc_reference import random_events
 
 from reanimate.analyses.agc import output, processing
-from reanimate.analyses.agc.compare import Histogram, compare, compare_histogram, load
+from reanimate.analyses.agc.compare import Histogram, compare, compare_histogram, extras, load
 from reanimate.errors import ReanimateError
 
 EDGES = np.linspace(50, 550, 26)
@@ -54,10 +54,56 @@ def test_pt_res_up_contents_are_skipped_but_edges_are_not():
 
 
 def test_names_on_one_side_only():
-    out = compare({"a": h(base()), "b": h(base())}, {"b": h(base()), "c": h(base())})
+    """The reference's names are compared (as the AGC validator does); extras are information."""
+    ref, other = {"a": h(base()), "b": h(base())}, {"b": h(base()), "c": h(base())}
+    out = compare(ref, other)
     assert [(m.name, m.reason) for m in out] == [
-        ("a", "only in the first file"), ("c", "only in the second file"),
+        ("a", "only in the reference (missing from the other file)"),
     ]
+    assert extras(ref, other) == ["c"]
+    assert compare(other, {**other, "d": h(base())}) == []  # extras alone never fail
+    assert extras(other, {**other, "d": h(base())}) == ["d"]
+
+
+def _write(path, names, scale=1.0):
+    output.write_json(path, {n: np.stack([base() * scale, base() * scale * 2]) for n in names})
+    return path
+
+
+def test_cli_compares_the_reference_names_and_lists_the_extras(tmp_path, cli):
+    """Before: any histogram on one side only failed the comparison, whichever side it was."""
+    ref = _write(tmp_path / "ref.json", ["4j1b_ttbar", "4j2b_ttbar"])
+    more = _write(tmp_path / "more.json", ["4j1b_ttbar", "4j2b_ttbar", "4j1b_zprime_750"])
+    res = cli("agc", "compare", ref, more)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.splitlines() == [
+        f"1 histogram(s) only in {more}, not compared (not in the reference): 4j1b_zprime_750",
+        "2 reference histogram(s) agree",
+    ]
+    same = cli("agc", "compare", more, "--reference", ref)
+    assert same.returncode == 0 and same.stdout == res.stdout
+    # the other way round the reference has a histogram the other file lacks: exit 1
+    res = cli("agc", "compare", more, ref)
+    assert res.returncode == 1
+    assert res.stdout.splitlines() == [
+        "4j1b_zprime_750: only in the reference (missing from the other file)",
+        f"1 of 3 reference histogram(s) differ or are missing from {ref}",
+    ]
+    assert cli("agc", "compare", ref, "-r", more).returncode == 1
+    # a differing reference histogram fails even with extras present
+    off = _write(tmp_path / "off.json", ["4j1b_ttbar", "4j2b_ttbar", "x"], scale=1.01)
+    res = cli("agc", "compare", ref, off)
+    assert res.returncode == 1 and "4j1b_ttbar: contents differ" in res.stdout
+    assert "only in" in res.stdout and ": x" in res.stdout
+    # usage: one file without --reference, or three files; an empty reference
+    for args in ((ref,), (ref, more, "--reference", ref)):
+        bad = cli("agc", "compare", *args)
+        assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0, bad.stderr
+    (tmp_path / "empty.json").write_text("{}")
+    bad = cli("agc", "compare", tmp_path / "empty.json", ref)
+    assert bad.returncode == 2 and "the reference holds no histograms" in bad.stderr
+    helptext = cli("agc", "compare", "--help").stdout
+    assert "--reference" in helptext and "not compared" in helptext
 
 
 def test_json_without_variances_uses_the_smallest_content(tmp_path):

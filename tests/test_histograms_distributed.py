@@ -210,7 +210,7 @@ def test_step_program_with_worker_processes_and_compare(reference, catalogue, tm
     res = cli("agc", "compare", out, bad)
     assert res.returncode == 1
     assert "4j2b_wjets_btag_var_2_up" in res.stdout and f"bin {peak} " in res.stdout
-    assert "4j1b_single_top_tW: only in the first file" in res.stdout
+    assert "4j1b_single_top_tW: only in the reference (missing from the other file)" in res.stdout
     assert "pt_res_up" not in res.stdout
 
 

@@ -81,10 +81,21 @@ def generate(
     err.print(f"{total:,} events in {time.perf_counter() - start:.1f} s")
 
 
-@app.command("import-agc")
+IMPORT_HELP = (
+    "Import the AGC's nanoaod_inputs.json: sha256 and entries of local files.\n\n"
+    "Each local file is opened and checked (ROOT, not truncated, every branch the histogram "
+    "stage reads, with the CMS types); a file listed twice, a variation the histogram stage "
+    "refuses, or --out naming the input or a directory is refused in one line "
+    "(docs/samples.md)."
+)
+
+
+@app.command("import-agc", help=IMPORT_HELP)
 def import_agc(
     agc_json: Path = typer.Argument(..., help="The AGC's nanoaod_inputs.json."),
-    out: Path = typer.Option(..., "--out", help="Our catalogue JSON to write."),
+    out: Path = typer.Option(
+        ..., "--out", help="Our catalogue JSON to write (a file, not the input)."
+    ),
     max_files_per_sample: int = typer.Option(
         None, "--max-files-per-sample", min=1, help="Keep only the first N files of each sample."
     ),

@@ -16,8 +16,10 @@ consumer weights with the catalogue value, never a table of its own.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
@@ -27,15 +29,59 @@ from reanimate.hashing import sha256_file
 from reanimate.urls import is_remote
 
 
+class _NonFinite:
+    """What :func:`loads_strict` puts where the JSON text has NaN, Infinity or 1e999."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+
+def _parse_float(text: str):
+    value = float(text)
+    return value if math.isfinite(value) else _NonFinite(text)
+
+
+def _find_non_finite(value, where: str = "") -> tuple[str, str] | None:
+    if isinstance(value, _NonFinite):
+        return where, value.token
+    if isinstance(value, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for loc, item in items:
+        found = _find_non_finite(item, loc)
+        if found:
+            return found
+    return None
+
+
+def loads_strict(text: str, source: str | Path) -> Any:
+    """``json.loads`` that refuses non-finite numbers.
+
+    Python's json accepts ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON) and reads ``1e999``
+    as infinity; a cross section or event count like that would give NaN or infinite weights, so
+    each is refused with one line naming ``source`` and where it is (``wjets.nominal.xsec_pb``).
+    Malformed JSON raises :class:`json.JSONDecodeError` for the caller to word.
+    """
+    data = json.loads(text, parse_constant=_NonFinite, parse_float=_parse_float)
+    found = _find_non_finite(data)
+    if found:
+        where, token = found
+        raise ReanimateError(f"{source}: {where or 'top level'}: {token} is not a finite number")
+    return data
+
+
 class FileEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     path: str
     nevts: int = Field(ge=0)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class SampleEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     nevts_total: int = Field(ge=0)
     xsec_pb: float = Field(gt=0)
     files: list[FileEntry]
@@ -58,7 +104,7 @@ def resolve(catalogue_path: str | Path, file_path: str) -> str:
 
 def load_catalogue(path: str | Path) -> Catalogue:
     try:
-        data = json.loads(Path(path).read_text())
+        data = loads_strict(Path(path).read_text(), path)
     except FileNotFoundError:
         raise ReanimateError(f"{path}: catalogue not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

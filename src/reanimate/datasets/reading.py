@@ -3,12 +3,13 @@
 Every stage that reads events calls :func:`read_events` (or :func:`open_events_tree` to iterate
 itself). Each requested branch that reanimate knows (:mod:`reanimate.datasets.schema`) is checked
 against the interpretation of the real CMS files before anything is read, so a file that is not
-ROOT, lacks the ``Events`` tree, or has a missing or mistyped branch is refused with one
-:class:`~reanimate.errors.ReanimateError` naming the file and the branch.
+ROOT, is truncated, lacks the ``Events`` tree, or has a missing or mistyped branch is refused
+with one :class:`~reanimate.errors.ReanimateError` naming the file and the branch.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import uproot
 
 from reanimate.datasets.schema import BRANCHES
 from reanimate.errors import ReanimateError
+from reanimate.urls import is_remote
 
 TREE = "Events"
 
@@ -33,6 +35,7 @@ def open_events_tree(path: str | Path):
         raise ReanimateError(f"{path}: file not found") from None
     except Exception as exc:  # uproot raises ValueError/OSError/... for non-ROOT input
         raise ReanimateError(f"{path}: not a readable ROOT file ({exc})") from None
+    _check_complete(handle, path)
     try:
         obj = handle[TREE]
     except Exception:
@@ -43,6 +46,25 @@ def open_events_tree(path: str | Path):
         handle.close()
         raise ReanimateError(f"{path}: '{TREE}' is a {type(obj).__name__}, not a TTree")
     return obj
+
+
+def _check_complete(handle, path: str | Path) -> None:
+    """Refuse a truncated local file: its ROOT header records where the file ends (``fEND``).
+
+    uproot opens a truncated file without complaint when the tree's metadata precedes the cut,
+    and fails only when a basket past the end is read; a stat makes the refusal immediate.
+    """
+    if is_remote(str(path)):
+        return
+    try:
+        end, size = int(handle.file.fEND), os.path.getsize(path)
+    except (AttributeError, OSError, TypeError, ValueError):
+        return
+    if size < end:
+        handle.close()
+        raise ReanimateError(
+            f"{path}: truncated ROOT file ({size} bytes, its header says {end})"
+        )
 
 
 def check_branches(tree, branches: Iterable[str], path: str | Path | None = None) -> None:

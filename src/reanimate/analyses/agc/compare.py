@@ -1,5 +1,9 @@
 """Compare two sets of AGC histograms (ROOT or JSON) with the AGC validation semantics (§8).
 
+One side is the reference: as in the AGC's ``validate_histograms.py --reference``, every
+histogram of the reference must exist on the other side and agree; histograms only on the other
+side are listed as information and do not fail the comparison.
+
 A histogram passes when its edges agree and its contents (including under/overflow) agree to
 rtol 1e-5 (``numpy.isclose`` defaults). ``*pt_res_up*`` contents are skipped (the reference
 draws that smearing at random). A run of adjacent mismatching bins still passes when every bin
@@ -144,22 +148,36 @@ def _bin_label(i: int, edges: np.ndarray) -> str:
     return f"[{edges[i - 1]:g}, {edges[i]:g})"
 
 
-def compare(a: dict[str, Histogram], b: dict[str, Histogram]) -> list[Mismatch]:
-    """Every mismatch between two sets of histograms (names missing on either side included)."""
+def compare(reference: dict[str, Histogram], other: dict[str, Histogram]) -> list[Mismatch]:
+    """Every mismatch of ``other`` against ``reference``, over the reference's names only.
+
+    As the AGC validator does, each histogram of the reference must be in ``other`` and agree;
+    histograms only in ``other`` are not compared (:func:`extras` lists them).
+    """
     out = []
-    for name in sorted(set(a) | set(b)):
-        if name not in b:
-            out.append(Mismatch(name, "only in the first file"))
-        elif name not in a:
-            out.append(Mismatch(name, "only in the second file"))
+    for name in sorted(reference):
+        if name not in other:
+            out.append(Mismatch(name, "only in the reference (missing from the other file)"))
         else:
-            m = compare_histogram(name, a[name], b[name])
+            m = compare_histogram(name, reference[name], other[name])
             if m is not None:
                 out.append(m)
     return out
 
 
-def compare_files(first: str | Path, second: str | Path) -> tuple[list[Mismatch], int]:
-    """(mismatches, number of histograms compared)."""
-    a, b = load(first), load(second)
-    return compare(a, b), len(set(a) | set(b))
+def extras(reference: dict[str, Histogram], other: dict[str, Histogram]) -> list[str]:
+    """The names of ``other`` the reference lacks (reported as information, never a failure)."""
+    return sorted(set(other) - set(reference))
+
+
+@dataclass
+class Comparison:
+    mismatches: list[Mismatch]
+    compared: int  # the reference's histograms
+    extras: list[str]  # only in the other file, not compared
+
+
+def compare_files(reference: str | Path, other: str | Path) -> Comparison:
+    """Compare ``other`` against ``reference`` (ROOT or JSON each)."""
+    ref, oth = load(reference), load(other)
+    return Comparison(compare(ref, oth), len(ref), extras(ref, oth))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reanimate.analyses.agc.processing import ChunkTask, num_entries, process_chunk
-from reanimate.analyses.agc.samples import Sample, event_weight
+from reanimate.analyses.agc.samples import Sample, event_weight, verify_files
 from reanimate.errors import ReanimateError
 
 SCHEDULER_ENV = "DASK_SCHEDULER_URI"
@@ -48,8 +48,10 @@ class Plan:
 def plan_chunks(
     samples: Sequence[Sample], chunk_size: int, max_files: int | None, seed: int
 ) -> Plan:
+    """The chunks of ``samples``, after checking every local file's sha256 (each file once)."""
     if chunk_size <= 0:
         raise ReanimateError(f"chunk size must be positive, got {chunk_size}")
+    verify_files(samples, max_files)
     plan = Plan()
     for sample in samples:
         files = sample.files[:max_files] if max_files else sample.files
@@ -150,6 +152,26 @@ def merge_into(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> Non
             total[name] = np.array(arr, dtype=np.float64, copy=True)
 
 
+@dataclass(frozen=True)
+class ChunkFailure:
+    """A user error raised by a chunk (an unreadable file...), returned as the task's value.
+
+    Returning it rather than raising keeps Dask's worker from logging a "Compute Failed" block
+    with a traceback on stderr: the stage reports the error in its one line. Other exceptions
+    (bugs) still raise in the task, so Dask logs their traceback.
+    """
+
+    message: str
+
+
+def guarded(function: Callable, task: ChunkTask):
+    """Run ``function(task)`` on a worker; a ReanimateError comes back as a ChunkFailure."""
+    try:
+        return function(task)
+    except ReanimateError as exc:
+        return ChunkFailure(str(exc))
+
+
 def run_chunks(
     client,
     tasks: Sequence[ChunkTask],
@@ -166,7 +188,8 @@ def run_chunks(
         raise ValueError("submit_order must be a permutation of the task indices")
     futures = {}
     for i in order:
-        fut = client.submit(function, tasks[i], key=f"agc-chunk-{token}-{i}", pure=False)
+        fut = client.submit(guarded, function, tasks[i], key=f"agc-chunk-{token}-{i}",
+                            pure=False)
         futures[fut] = i
     total: dict[str, np.ndarray] = {}
     pending: dict[int, dict[str, np.ndarray]] = {}
@@ -174,15 +197,16 @@ def run_chunks(
     with _Progress(len(tasks), enabled=progress) as bar:
         for fut in as_completed(list(futures)):
             i = futures[fut]
-            if fut.status != "finished":
-                exc = fut.exception()
+            result = fut.result() if fut.status == "finished" else None
+            if result is None or isinstance(result, ChunkFailure):
+                reason = result.message if isinstance(result, ChunkFailure) else _describe(fut)
                 client.cancel(list(futures))
                 t = tasks[i]
                 raise ReanimateError(
                     f"chunk {i} failed: {t.path} entries [{t.entry_start}, {t.entry_stop}) "
-                    f"({t.process}.{t.variation}): {type(exc).__name__}: {exc}"
+                    f"({t.process}.{t.variation}): {reason}"
                 )
-            hists, n = fut.result()
+            hists, n = result
             fut.release()
             events += n
             bar.advance(n)
@@ -191,6 +215,14 @@ def run_chunks(
                 merge_into(total, pending.pop(next_index))
                 next_index += 1
     return total, events
+
+
+def _describe(fut) -> str:
+    """The exception of a failed (not finished) future, in one line."""
+    if fut.status != "error":
+        return f"the task was {fut.status}"
+    exc = fut.exception()
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _Progress:

@@ -6,10 +6,12 @@
         [--dask_workers 2] [--dask_threads_per_worker 1] [--dask_memory_per_worker 2Gi]
         [--scheduler ADDRESS] [--processes P1,P2] [--no_progress true]
 
-Reads DIR/catalogue.json, runs the selection with every systematic on (file, entry range)
-chunks on a Dask LocalCluster (or the scheduler at --scheduler / $DASK_SCHEDULER_URI), merges
-in a fixed order and writes the AGC histograms (ROOT, optionally JSON). Same inputs and seed,
-same bytes, whatever the workers or the chunk order. User errors: one line on stderr, exit 2.
+Reads DIR/catalogue.json (refusing non-finite numbers, empty catalogues, unknown variations and
+any local file whose sha256 differs from the catalogue's, before any event is read), runs the
+selection with every systematic on (file, entry range) chunks on a Dask LocalCluster (or the
+scheduler at --scheduler / $DASK_SCHEDULER_URI), merges in a fixed order and writes the AGC
+histograms (ROOT, optionally JSON). Same inputs and seed, same bytes, whatever the workers or
+the chunk order. User errors, a corrupt file's included: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
