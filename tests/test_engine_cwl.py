@@ -130,3 +130,25 @@ def test_program_parameters_are_typed_from_their_declared_interface(tmp_path):
     assert proc.returncode != 0
     said = " ".join((proc.stdout + proc.stderr).split())  # cwltool wraps its lines
     assert "param_seed" in said and "is not int" in said
+
+
+def test_cwltool_follows_the_quoting_and_null_rules_of_the_local_engine(tmp_path):
+    """A placeholder inside a `sh -c` string is shell-quoted, a null is '' in a command and a
+    left-out flag in a program: cwltool gives the local engine's bytes."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("""
+metadata: {name: quoting, version: "1"}
+parameters: {label: "it's a $label; done", nothing: null}
+steps:
+  shell:
+    command: [sh, -c, "printf '%s|%s|' {parameters.label} {parameters.none} > {outputs.out}",
+              "{parameters.none}"]
+    parameters: {label: "${parameters.label}", none: "${parameters.nothing}"}
+    outputs: {out: out.txt}
+""")
+    local = run_spec(load_spec(spec), tmp_path / "local")
+    assert not local.failed, local.records
+    mine = (tmp_path / "local" / "results" / "shell" / "out.txt").read_bytes()
+    assert mine == b"it's a $label; done||"
+    outputs = run_cwl(load_spec(spec), tmp_path / "cwl", container=False)
+    assert Path(outputs["shell__out"]["path"]).read_bytes() == mine

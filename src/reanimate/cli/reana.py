@@ -12,39 +12,51 @@ from reanimate.cli.app import app, err
 @app.command()
 def submit(
     spec: Path = typer.Argument(..., help="The analysis spec (YAML)."),
-    name: str = typer.Option(None, "--name", "-n", help="Workflow name (default: spec name)."),
-    workdir: Path = typer.Option(Path("work"), "--workdir", "-w", help="Where to stage files."),
+    name: str = typer.Option(None, "--name", "-n", help="Workflow name: letters, digits, - and _ "
+                             "(default: the spec's metadata.name)."),
+    workdir: Path = typer.Option(Path("work"), "--workdir", "-w",
+                                 help="Stage in WORKDIR/reana/NAME/."),
     workflow_type: str = typer.Option("cwl", "--type", help="cwl (default) or serial."),
     reana_version: str = typer.Option("0.9", "--reana-version"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the reana-client commands."),
+    allow_outside: bool = typer.Option(False, "--allow-outside",
+                                       help="Also upload input files from outside the spec's "
+                                       "folder (refused by default)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Stage and print the reana-client "
+                                 "commands; replace nothing."),
 ) -> None:
     """Create, upload and start the analysis on REANA (REANA_SERVER_URL, REANA_ACCESS_TOKEN)."""
     import shlex
 
     from reanimate.engines.reana import (
         call_client,
+        check_workflow_name,
         client_commands,
-        export_reana,
         require_server,
-        stage,
+        stage_submission,
     )
     from reanimate.spec import load_spec
 
+    if name is not None:
+        check_workflow_name(name)  # before anything is read or written
     loaded = load_spec(spec)
-    name = name or loaded.spec.metadata.name
-    staged = stage(loaded, workdir / "reana" / name)
-    written = export_reana(staged, staged.base_dir / "reana.yaml", workflow_type, reana_version)
-    commands = client_commands(name, written["reana"])
+    name = check_workflow_name(name if name is not None else loaded.spec.metadata.name)
+    if not dry_run:
+        require_server()  # stage (and replace a staging folder) only for a submission
+    folder = stage_submission(loaded, workdir, name, workflow_type, reana_version,
+                              dry_run=dry_run, allow_outside=allow_outside)
+    commands = client_commands(name, folder / "reana.yaml")
     if dry_run:
-        err.print(f"staged in {staged.base_dir}; would run there:")
+        if folder.name != name:
+            err.print(f"{folder.parent / name} is already staged and a dry run replaces "
+                      "nothing: staged afresh", markup=False, soft_wrap=True)
+        err.print(f"staged in {folder}; would run there:", markup=False, soft_wrap=True)
         for argv in commands:
             print(" ".join(shlex.quote(a) for a in argv))
         return
-    require_server()
     for argv in commands:
-        err.print(f"$ {' '.join(argv[1:])}")
-        call_client(argv, cwd=staged.base_dir)
-    err.print(f"submitted {name}; follow it with `reanimate status {name}`")
+        err.print(f"$ {' '.join(argv[1:])}", markup=False)
+        call_client(argv, cwd=folder)
+    err.print(f"submitted {name}; follow it with `reanimate status {name}`", markup=False)
 
 
 @app.command()

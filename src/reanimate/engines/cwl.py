@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,10 @@ from reanimate.spec.refs import DatasetRef, FileRef, StepOutputRef, substitute, 
 from reanimate.urls import is_remote
 
 CWL_VERSION = "v1.2"
+# Python's shlex.quote in JavaScript, for values inside a larger command argument
+SHELL_QUOTE_JS = ("function shq(s) { s = (s === null) ? '' : String(s); if (s === '') "
+                  "return \"''\"; if (!/[^\\w@%+=:,.\\/-]/.test(s)) return s; "
+                  "return \"'\" + s.replace(/'/g, \"'\\\"'\\\"'\") + \"'\"; }")
 BOOLEAN = {"type": "enum", "symbols": ["true", "false"]}
 CWL_TYPES = {"int": "int", "float": "float", "str": "string", "bool": BOOLEAN}
 
@@ -72,11 +77,17 @@ class CwlCompiler:
 
     def parameter_type(self, planned: PlanStep, name: str) -> Any:
         flag = planned.interface.flag(name) if planned.interface else None
-        return CWL_TYPES.get(flag.kind, "string") if flag else "string"
+        kind = CWL_TYPES.get(flag.kind, "string") if flag else "string"
+        if planned.parameters.get(name) is None and planned.step.program:
+            return ["null", kind]  # a null value: cwltool leaves the flag out, as we do
+        return kind
 
     def job_value(self, planned: PlanStep, name: str, value: Any) -> Any:
+        if value is None:  # a program's flag is left out; a command gets ''
+            return None if planned.step.program else ""
         kind = self.parameter_type(planned, name)
-        if kind in ("int", "float") and not isinstance(value, bool):
+        if kind in ("int", "float", ["null", "int"], ["null", "float"]) and \
+                not isinstance(value, bool):
             return value
         return render(value)
 
@@ -111,7 +122,8 @@ class CwlCompiler:
                 arguments.append(converted)
             tool["arguments"] = arguments
             if needs_js:
-                tool["requirements"] = {"InlineJavascriptRequirement": {}}
+                tool["requirements"] = {"InlineJavascriptRequirement": {
+                    "expressionLib": [SHELL_QUOTE_JS]}}
         folders = _output_folders(step.outputs)
         if folders:
             # every engine creates the folders outputs live in (the local one does too)
@@ -147,17 +159,23 @@ class CwlCompiler:
             js = "${return inputs." + whole[1] + ".map(function(f) { return f.path; });}"
             return js, True
 
+        # inside a larger argument a value is shell-quoted (engines.plan.fill); whole
+        # placeholders are plain
+        inside = whole is None
+
         def value(kind: str, key: str) -> str:
             if kind == "outputs":
-                return _clean(planned.outputs[key])
+                path = _clean(planned.outputs[key])
+                return shlex.quote(path) if inside else path
             if kind == "parameters":
-                return f"$(inputs.{key})"
+                return f"$(shq(inputs.{key}))" if inside else f"$(inputs.{key})"
             if inputs[key]["type"].endswith("[]"):
                 raise ReanimateError(f"{{inputs.{key}}} names several files; CWL needs it as a "
                                      "whole argument")
-            return f"$(inputs.{key}.path)"
+            return f"$(shq(inputs.{key}.path))" if inside else f"$(inputs.{key}.path)"
 
-        return substitute(text.replace("$(", "\\$("), value), False
+        converted = substitute(text.replace("$(", "\\$("), value)
+        return converted, "$(shq(" in converted
 
     def _hints(self, planned: PlanStep) -> dict:
         step = planned.step

@@ -21,7 +21,14 @@ from typing import Any
 
 from reanimate.engines.cache import StepCache
 from reanimate.engines.guard import InputGuard
-from reanimate.engines.plan import Plan, PlanStep, cache_key, fill, make_plan, render
+from reanimate.engines.plan import (
+    Plan,
+    PlanStep,
+    cache_key,
+    fill,
+    make_plan,
+    parameter_words,
+)
 from reanimate.engines.process import StepProcess
 from reanimate.engines.provenance import environment, new_run_dir, now, write_provenance
 from reanimate.engines.report import Reporter
@@ -263,8 +270,7 @@ def local_argv(planned: PlanStep, inputs: dict[str, list[str]], outputs: dict[st
                python: str = sys.executable) -> list[str]:
     """The plan's command line with local paths; `python` is this interpreter."""
     tables = {"input": inputs, "output": {k: [v] for k, v in outputs.items()},
-              "parameter": {k: None if v is None and planned.step.program else [render(v)]
-                            for k, v in planned.parameters.items()}}
+              "parameter": {k: parameter_words(planned, k) for k in planned.parameters}}
     argv = fill(planned.args, lambda kind, name: tables[kind][name])
     if planned.step.program or (argv and argv[0] in ("python", "python3")):
         argv[0] = python

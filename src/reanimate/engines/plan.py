@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shlex
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -116,20 +117,32 @@ def block_flags(step: Step) -> list[tuple[str, str]]:
 def fill(args: list[Arg], value) -> list[str]:
     """The argv of a template: value(kind, name) -> list of strings for each named piece.
 
-    A placeholder inside a template argument becomes its values joined by spaces.
+    A placeholder inside a larger argument is shell code (think `sh -c "... {inputs.x} ..."`):
+    each of its values is shell-quoted there and they are joined by spaces. Every engine follows
+    this rule, so their command lines agree byte for byte.
     """
     argv: list[str] = []
     for arg in args:
         if arg.kind == "text":
             argv += ([arg.flag] if arg.flag else []) + [arg.value]
         elif arg.kind == "template":
-            argv.append(substitute(arg.value, lambda k, n: " ".join(value(k[:-1], n) or [])))
+            argv.append(substitute(arg.value, lambda k, n: " ".join(
+                shlex.quote(v) for v in value(k[:-1], n) or [])))
         else:
             values = value(arg.kind, arg.value)
             if values is None:
                 continue  # a null parameter: the flag is left out
             argv += ([arg.flag] if arg.flag else []) + list(values)
     return argv
+
+
+def parameter_words(planned: PlanStep, name: str) -> list[str] | None:
+    """A parameter's value on the command line. A null value: a program's flag is left out
+    (None); in a command it is the empty string."""
+    value = planned.parameters[name]
+    if value is None:
+        return None if planned.step.program else [""]
+    return [render(value)]
 
 
 # -- the plan -----------------------------------------------------------------------------

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from reanimate.engines.cache import StepCache
-from reanimate.engines.plan import Plan, PlanStep, cache_key, fill, key_changes, render
+from reanimate.engines.plan import (
+    Plan,
+    PlanStep,
+    cache_key,
+    fill,
+    key_changes,
+    parameter_words,
+)
 from reanimate.hashing import HashMemo
 
 PREVIEW_VERSION = 1
@@ -103,8 +110,7 @@ def _inputs(planned: PlanStep, digests: dict, produced: dict) -> tuple[dict, dic
 def _command(planned: PlanStep, inputs: dict[str, list[dict]]) -> list[str]:
     tables = {"input": {k: [i["path"] for i in v] for k, v in inputs.items()},
               "output": {k: [v.rstrip("/")] for k, v in planned.outputs.items()},
-              "parameter": {k: None if v is None and planned.step.program else [render(v)]
-                            for k, v in planned.parameters.items()}}
+              "parameter": {k: parameter_words(planned, k) for k in planned.parameters}}
     return fill(planned.args, lambda kind, name: tables[kind][name])
 
 

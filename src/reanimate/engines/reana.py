@@ -1,33 +1,178 @@
 """Compile a spec to reana.yaml (type cwl or serial) and submit it through reana-client.
 
+A submission is staged in WORKDIR/reana/NAME/ (`stage_submission`): a workflow name REANA
+accepts, inputs from inside the spec's folder only (unless allowed), and nothing replaced but a
+folder staged before, never on a dry run. Serial commands are quoted for bash and for REANA's
+`$` substitution (`_Words`; docs/engines.md, "Serial commands").
+
 reana-client lives in its own virtual environment (.venv-reana): it pins jsonschema<4 and a 2021
 cwltool that would downgrade ours, so we only ever call its command line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from reanimate.engines.cwl import CwlCompiler
-from reanimate.engines.plan import Plan, fill, make_plan, render
+from reanimate.engines.plan import Arg, Plan, PlanStep, make_plan, render
 from reanimate.errors import ReanimateError
-from reanimate.hashing import sha256_file
+from reanimate.hashing import HashMemo, sha256_file
 from reanimate.spec.loader import LoadedSpec
-from reanimate.spec.refs import FileRef
+from reanimate.spec.refs import FileRef, substitute
 
 REANA_VERSIONS = ("0.9", "0.95")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
+#: A REANA workflow name: letters, digits, '-' and '_' (REANA refuses dots; a slash or '..'
+#: would leave the staging root), starting with a letter or digit (never an option look-alike).
+WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+#: The file that marks WORKDIR/reana/NAME/ as made by `stage_submission`: only such a folder is
+#: ever replaced.
+STAGING_MARKER = ".reanimate-staging"
+#: What REANA's string.Template accepts in ${...}: a name with '-' cannot be substituted.
+_TEMPLATE_NAME = re.compile(r"[_A-Za-z][_A-Za-z0-9]*")
+#: What bash still interprets inside double quotes: REANA puts a parameter's value as plain text
+#: into "${NAME}", so a value holding one of these is written into the command instead.
+_DOUBLE_QUOTE_SPECIAL = frozenset('"$`\\')
+_MARK = "\0"  # stands for a placeholder while a template is cut up (argv holds no NUL)
+
 
 def _clean(path: str) -> str:
     return path.rstrip("/")
+
+
+def _quote(text: str) -> str:
+    """shlex.quote, written shorter where `text` holds single quotes: 'it'\\''s' for it's."""
+    if text and shlex.quote(text) == text:
+        return text
+    return "\\'".join(f"'{part}'" if part else "" for part in text.split("'")) or "''"
+
+
+def _literal(text: str) -> str:
+    """Text as one shell word of a REANA serial command: quoted, each `$` doubled (REANA
+    expands `$NAME` and `${NAME}` in the whole command before bash runs it; `$$` is a `$`).
+
+    A literal `${` is also cut in two by an empty quote (`'$''{'`, the same word to bash):
+    reana-client validate would take `$${X}` for a use of parameter X. A `$` makes the text
+    quoted, and never sits next to a `'`, so the cut is always inside single quotes.
+    """
+    return _quote(text).replace("${", "$''{").replace("$", "$$")
+
+
+@dataclass(frozen=True)
+class _Global:
+    """A global parameter left to REANA: `"${NAME}"`, replaced by its inputs.parameters value."""
+
+    name: str
+
+
+class _Words:
+    """The shell words of one serial step, from the plan's argument template.
+
+    * a text, input or output argument, and a whole-argument placeholder: one word per value;
+    * a null parameter: a program flag is left out; in a command it is the empty string;
+    * an argument with placeholders inside is shell code (`sh -c "..."`): each value is
+      substituted shell-quoted (shlex.quote, so a plain word stays as it is) inside the word;
+    * a step parameter that reads a global parameter stays REANA's `"${NAME}"` (so
+      `reana-client run -p NAME=VALUE` works) when REANA's plain-text substitution keeps the
+      value intact there: not null, a name string.Template accepts, no double quote, `$`,
+      backquote or backslash (and no `'` inside an argument, where the value is single-quoted);
+      otherwise its value is written in.
+    """
+
+    def __init__(self, compiler: ReanaCompiler, planned: PlanStep, used: dict[str, Any]) -> None:
+        self.compiler, self.planned, self.used = compiler, planned, used
+
+    def argument(self, arg: Arg) -> list[str]:
+        flag = [_literal(arg.flag)] if arg.flag else []
+        if arg.kind == "text":
+            return flag + [_literal(arg.value)]
+        if arg.kind == "template":
+            return [self._word(self._template(arg.value))]
+        if arg.kind == "input":
+            return flag + [_literal(p) for p in self.compiler.input_paths(self.planned, arg.value)]
+        if arg.kind == "output":
+            return flag + [_literal(_clean(self.planned.outputs[arg.value]))]
+        value = self.planned.parameters[arg.value]
+        if value is None and arg.flag:
+            return []  # a null parameter: its flag is left out (as the local engine does)
+        glob = self._global(arg.value, inside=False)
+        if glob is not None:
+            return flag + [self._word([_Global(glob)])]
+        return flag + [_literal(_text(value))]
+
+    def _global(self, pname: str, inside: bool) -> str | None:
+        glob = self.planned.parameter_sources.get(pname)
+        if glob is None or not _TEMPLATE_NAME.fullmatch(glob):
+            return None
+        value = self.compiler.plan.parameters[glob]
+        if value is None:
+            return None
+        text = render(value)
+        if _DOUBLE_QUOTE_SPECIAL & set(text) or (inside and "'" in text):
+            return None
+        # REANA writes str(value): a boolean must reach it rendered (true, not True)
+        self.used[glob] = text if isinstance(value, bool) else value
+        return glob
+
+    def _template(self, text: str) -> list[str | _Global]:
+        if _MARK in text:
+            raise ReanimateError(f"step {self.planned.name!r}: a command argument holds a NUL "
+                                 "character")
+        found: list[tuple[str, str]] = []
+        marked = substitute(text, lambda kind, name: found.append((kind, name)) or _MARK)
+        pieces: list[str | _Global] = []
+        for index, literal in enumerate(marked.split(_MARK)):
+            pieces.append(literal)
+            if index < len(found):
+                pieces += self._placeholder(*found[index])
+        return pieces
+
+    def _placeholder(self, kind: str, name: str) -> list[str | _Global]:
+        """A placeholder inside an argument, as shell code: its value(s) shell-quoted."""
+        if kind == "inputs":
+            return [" ".join(shlex.quote(p)
+                             for p in self.compiler.input_paths(self.planned, name))]
+        if kind == "outputs":
+            return [shlex.quote(_clean(self.planned.outputs[name]))]
+        glob = self._global(name, inside=True)
+        if glob is None:
+            return [shlex.quote(_text(self.planned.parameters[name]))]
+        text = render(self.compiler.plan.parameters[glob])
+        quote = "" if shlex.quote(text) == text else "'"  # shlex.quote(text), done by REANA
+        return [quote, _Global(glob), quote]
+
+    @staticmethod
+    def _word(pieces: list[str | _Global]) -> str:
+        """Pieces joined into one shell word: literal runs quoted, globals as "${NAME}"."""
+        out, text = [], ""
+        for piece in pieces:
+            if isinstance(piece, _Global):
+                if text:
+                    out.append(_literal(text))
+                    text = ""
+                out.append('"${' + piece.name + '}"')
+            else:
+                text += piece
+        if text or not out:
+            out.append(_literal(text))
+        return "".join(out)
+
+
+def _text(value: Any) -> str:
+    """A parameter value in a command: rendered as everywhere, null as the empty string."""
+    return "" if value is None else render(value)
 
 
 def _dump(path: Path, doc: dict, header: str) -> Path:
@@ -52,20 +197,22 @@ class ReanaCompiler:
 
     # -- shared pieces ---------------------------------------------------------------------
     def data_files(self) -> list[str]:
-        """Dataset and file: inputs, relative to the export root (they are uploaded)."""
+        """Dataset and file: inputs and command steps' code: files, relative to the export root
+        (they are uploaded)."""
         files = [self._relative(item.key) for item in self.plan.external_inputs().values()
                  if item.path is not None]
+        files += [self._relative(code) for name in self.order
+                  for code in self.spec.steps[name].code]
         return list(dict.fromkeys(files))
 
     def _relative(self, key: str) -> str:
         absolute = (self.loaded.base_dir / key).resolve()
-        rel = os.path.relpath(absolute, self.root)
-        if rel.startswith(".."):
+        if not absolute.is_relative_to(self.root):
             raise ReanimateError(
                 f"input {key} lies outside {self.root}; REANA uploads only files inside the "
                 "export folder (copy it in, or give it as an https:// or root:// URL)"
             )
-        return rel
+        return absolute.relative_to(self.root).as_posix()
 
     def output_paths(self) -> tuple[list[str], list[str]]:
         files, directories = [], []
@@ -110,41 +257,36 @@ class ReanaCompiler:
         return steps, used
 
     def _serial_command(self, name: str, used: dict[str, Any]) -> str:
+        """One step as the shell command REANA runs: `mkdir -p ... && cd results/STEP && ARGV`.
+
+        Every argument is one shell word (shlex-quoted) and every literal `$` is written `$$`,
+        because REANA expands `$NAME`/`${NAME}` in the whole command (string.Template) before
+        bash runs it. See _Words for placeholders inside an argument and global parameters.
+        """
         planned = self.plan.steps[name]
-        up = "../.."  # each step runs inside results/STEP/
-
-        def input_paths(iname: str) -> list[str]:
-            out = []
-            for item in planned.inputs[iname]:
-                if item.producer is not None:
-                    path = _clean(self.plan.steps[item.producer.step].outputs[item.producer.output])
-                    out.append(f"{up}/results/{item.producer.step}/{path}")
-                elif item.external.path is None:
-                    out.append(item.external.key)
-                else:
-                    out.append(f"{up}/{self._relative(item.external.key)}")
-            return out
-
-        def parameter(pname: str) -> str:
-            glob = planned.parameter_sources.get(pname)
-            if glob is not None:
-                used[glob] = self.plan.parameters[glob]
-                return '"${' + glob + '}"'
-            return shlex.quote(render(planned.parameters[pname]))
-
-        def value(kind: str, key: str) -> list[str]:
-            if kind == "input":
-                return [shlex.quote(p) for p in input_paths(key)]
-            if kind == "output":
-                return [shlex.quote(_clean(planned.outputs[key]))]
-            return [parameter(key)]
-
-        quoted = [a if a.kind != "text" else type(a)("text", shlex.quote(a.value), a.flag)
-                  for a in planned.args]
-        argv = fill(quoted, value)
+        words = _Words(self, planned, used)
+        argv: list[str] = []
+        for arg in planned.args:
+            argv += words.argument(arg)
         folders = sorted({f"results/{name}/{Path(_clean(p)).parent}".rstrip("/.")
                           for p in planned.outputs.values()} | {f"results/{name}"})
-        return (f"mkdir -p {' '.join(folders)} && cd results/{name} && " + " ".join(argv))
+        prefix = (f"mkdir -p {' '.join(_literal(f) for f in folders)} && "
+                  f"cd {_literal(f'results/{name}')} && ")
+        return prefix + " ".join(argv)
+
+    def input_paths(self, planned: PlanStep, iname: str) -> list[str]:
+        """The paths of an input as a serial step sees them from results/STEP/."""
+        up = "../.."
+        out = []
+        for item in planned.inputs[iname]:
+            if item.producer is not None:
+                path = _clean(self.plan.steps[item.producer.step].outputs[item.producer.output])
+                out.append(f"{up}/results/{item.producer.step}/{path}")
+            elif item.external.path is None:
+                out.append(item.external.key)
+            else:
+                out.append(f"{up}/{self._relative(item.external.key)}")
+        return out
 
     # -- the document ---------------------------------------------------------------------
     def document(self, feature: str | None) -> dict:
@@ -274,30 +416,136 @@ def call_client(argv: list[str], cwd: Path | None = None) -> subprocess.Complete
     return proc
 
 
-def stage(loaded: LoadedSpec, folder: Path) -> LoadedSpec:
-    """A copy of the spec rooted in `folder`, its local input files copied to folder/inputs/.
+def check_workflow_name(name: str) -> str:
+    """`name` if REANA accepts it as a workflow name and it stays inside the staging root."""
+    if not WORKFLOW_NAME.fullmatch(name):
+        raise ReanimateError(
+            f"workflow name {name!r} is not valid: use letters, digits, '-' and '_', starting "
+            "with a letter or digit (REANA refuses dots; no slashes or spaces)")
+    return name
 
-    REANA uploads only what lies under the folder of reana.yaml, so a submission is built in
-    a staging folder of its own; dataset and file: paths are rewritten to the copies.
+
+def stage_submission(loaded: LoadedSpec, workdir: Path, name: str, workflow_type: str = "cwl",
+                     reana_version: str = "0.9", *, dry_run: bool = False,
+                     allow_outside: bool = False) -> Path:
+    """Stage a REANA submission and return its folder (holding reana.yaml): WORKDIR/reana/NAME/.
+
+    REANA uploads only what lies under the folder of reana.yaml, so a submission is built in a
+    folder of its own: a copy of the spec with its local inputs copied under collision-free
+    paths (see `staged_inputs`) and the exported workflow. It is built in a fresh folder under
+    WORKDIR/reana/ and then takes the place of WORKDIR/reana/NAME/. Nothing outside
+    WORKDIR/reana/ is ever written or deleted, and of what is inside only a folder this function
+    made (it holds STAGING_MARKER), and only when not `dry_run`. A dry run that finds
+    WORKDIR/reana/NAME/ already staged leaves it as it is and stages into a fresh
+    WORKDIR/reana/NAME.dry-run-XXXXXXXX/ (a name with a dot: no workflow can have it).
     """
+    check_workflow_name(name)
+    copies = staged_inputs(loaded, allow_outside)
+    root = Path(workdir) / "reana"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReanimateError(f"--workdir {workdir}: cannot create {root} ({exc})") from None
+    root = root.resolve()
+    target = root / name
+    exists = _own_staging(target)
+    keep_fresh = dry_run and exists
+    fresh = Path(tempfile.mkdtemp(prefix=f"{name}.dry-run-" if keep_fresh else f".{name}.tmp-",
+                                  dir=root))
+    try:
+        fresh.chmod(0o755)
+        (fresh / STAGING_MARKER).write_text("staged by `reanimate submit`; it replaces this "
+                                            "folder on the next submission\n")
+        staged = _write_staged(loaded, fresh, copies)
+        export_reana(staged, fresh / "reana.yaml", workflow_type, reana_version)
+        if keep_fresh:
+            return fresh
+        if exists:
+            if not _own_staging(target):  # it changed while we staged
+                raise ReanimateError(f"{target} disappeared while staging; submit again")
+            shutil.rmtree(target)
+        os.rename(fresh, target)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    return target
+
+
+def _own_staging(target: Path) -> bool:
+    """True if `target` is a staging folder made by stage_submission, False if absent; anything
+    else there (a folder without the marker, a file, a symbolic link) is refused."""
+    if not target.is_symlink() and not target.exists():
+        return False
+    if target.is_symlink() or not target.is_dir() or not (target / STAGING_MARKER).is_file():
+        raise ReanimateError(f"{target} exists and was not staged by reanimate; refusing to "
+                             "replace it: move it away or choose another --name")
+    return True
+
+
+def staged_inputs(loaded: LoadedSpec, allow_outside: bool = False) -> dict[str, tuple[Path, str]]:
+    """Local input files (dataset files, file: inputs, code: files) -> (source, staged path).
+
+    A file inside the analysis folder (the spec's folder; symbolic links resolved) is staged at
+    inputs/ + its path there, so two files never meet at one path. A file outside it is refused
+    (REANA would upload it: a secret, or someone else's data) unless `allow_outside`; then it is
+    staged at external/HASH/NAME, HASH naming its source folder. Inputs are checked against the
+    lock and the spec's sha256 first, as a local run checks them.
+    """
+    base = loaded.base_dir.resolve()
+    plan = make_plan(loaded)
+    plan.verify_inputs(None, HashMemo(None))
+    sources: dict[str, Path] = {key: item.path for key, item in plan.external_inputs().items()
+                                if item.path is not None}
+    copies: dict[str, tuple[Path, str]] = {}
+    outside = []
+    for key, path in sources.items():
+        if path.is_relative_to(base):
+            copies[key] = (path, f"inputs/{path.relative_to(base).as_posix()}")
+        else:
+            outside.append(f"{key} ({', '.join(_uses(loaded, key))})")
+            folder = hashlib.sha256(str(path.parent).encode()).hexdigest()[:12]
+            copies[key] = (path, f"external/{folder}/{path.name}")
+    code_outside = []
+    for sname, step in loaded.spec.steps.items():
+        for code in step.code:
+            path = (loaded.base_dir / code).resolve()
+            if path.is_relative_to(base):
+                copies.setdefault(code, (path, f"inputs/{path.relative_to(base).as_posix()}"))
+            else:
+                code_outside.append(f"{code} (steps.{sname}.code)")
+    if code_outside:
+        raise ReanimateError(
+            f"code file(s) outside the analysis folder {base}: {', '.join(code_outside)}; a "
+            "submission stages code beside the spec: move them into the folder")
+    if outside and not allow_outside:
+        raise ReanimateError(
+            f"input(s) outside the analysis folder {base}: {', '.join(outside)}; REANA would "
+            "upload them with the analysis: move them into the folder, or pass --allow-outside "
+            "to upload them anyway")
+    return copies
+
+
+def _uses(loaded: LoadedSpec, key: str) -> list[str]:
+    """Where the spec names the input file `key`: `dataset NAME`, `steps.STEP.inputs.INPUT`."""
+    spec = loaded.spec
+    uses = [f"dataset {name}" for name, dataset in spec.datasets.items()
+            if any(f.path == key for f in dataset.files)]
+    uses += [f"steps.{sname}.inputs.{iname}" for sname, step in spec.steps.items()
+             for iname, refs in step.input_refs.items()
+             if any(isinstance(r, FileRef) and r.path == key for r in refs)]
+    return uses
+
+
+def _write_staged(loaded: LoadedSpec, folder: Path,
+                  copies: dict[str, tuple[Path, str]]) -> LoadedSpec:
+    """Copy the inputs into `folder` and write the spec there with its paths rewritten."""
     from reanimate.spec.models import Spec
 
-    folder = folder.resolve()
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    renamed: dict[str, str] = {}
-    for key, item in make_plan(loaded).external_inputs().items():
-        if item.path is None:
-            continue
-        if not item.path.is_file():
-            raise ReanimateError(f"input file {key} not found ({item.path})")
-        inside = not os.path.relpath(item.path, loaded.base_dir).startswith("..")
-        rel = os.path.relpath(item.path, loaded.base_dir) if inside else item.path.name
-        target = folder / "inputs" / rel
+    for source, rel in copies.values():
+        target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(item.path, target)
-        renamed[key] = f"inputs/{rel}"
+        shutil.copy2(source, target)
+    renamed = {key: rel for key, (_, rel) in copies.items()}
     data = loaded.spec.model_dump(mode="json", exclude_unset=True)
     for dataset in data.get("datasets", {}).values():
         for file in dataset["files"]:
@@ -308,6 +556,10 @@ def stage(loaded: LoadedSpec, folder: Path) -> LoadedSpec:
                    for r in refs]
             data["steps"][name]["inputs"][iname] = (
                 new if isinstance(step.inputs[iname], list) else new[0])
+        if step.code:
+            data["steps"][name]["code"] = [renamed.get(c, c) for c in step.code]
     copy_path = folder / loaded.path.name
-    copy_path.write_text(loaded.path.read_text())
+    copy_path.write_text(f"# Staged by `reanimate submit` from {loaded.path.name}; input paths "
+                         "point to the staged copies.\n"
+                         + yaml.safe_dump(data, sort_keys=False, width=100))
     return LoadedSpec(spec=Spec.model_validate(data), source=loaded.source, path=copy_path)
