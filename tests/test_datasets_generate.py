@@ -264,3 +264,12 @@ def test_reproducible_uproot_for_other_outputs(tmp_path):
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
         time.sleep(1.05)  # ROOT timestamps have a one-second resolution
     assert digests[0] == digests[1]
+
+
+def test_generate_out_naming_a_file_is_one_clear_error(tmp_path, cli):
+    target = tmp_path / "afile"
+    target.write_text("keep me\n")
+    proc = cli("datasets", "generate", "--out", target, "--events", "100")
+    assert proc.returncode == 2
+    assert "exists and is not a folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert target.read_text() == "keep me\n"

@@ -172,7 +172,12 @@ def generate(
         raise ReanimateError(f"--seed must be non-negative, got {seed}")
     samples = plan_samples(events, signal_masses)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ReanimateError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReanimateError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     result: dict[str, dict[str, SampleEntry]] = {}
     for sample in samples:
         entries, first_event = [], 0
