@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_engine_reana import reana_validate
 
 from reanimate.engines.local import run_spec
 from reanimate.engines.reana import STAGING_MARKER, export_reana, stage_submission
@@ -71,15 +72,6 @@ def proj(tmp_path: Path) -> Path:
     write(root / "spec.yaml", SMALL)
     write(root / "keep" / "precious.txt", "do not delete\n")
     return root
-
-
-def reana_validate(reana_yaml: Path) -> tuple[int, list[str]]:
-    env = dict(os.environ, PATH=f"{CLIENT.parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONWARNINGS="ignore")
-    proc = subprocess.run([str(CLIENT), "validate", "-f", str(reana_yaml)], cwd=reana_yaml.parent,
-                          env=env, capture_output=True, text=True, check=False)
-    lines = (proc.stdout + proc.stderr).splitlines()
-    return proc.returncode, [x.strip() for x in lines if "-> WARNING" in x or "-> ERROR" in x]
 
 
 def reana_expand(doc: dict, overrides: dict | None = None) -> list[dict]:

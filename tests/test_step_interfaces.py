@@ -239,10 +239,12 @@ def test_load_interface(tmp_path, monkeypatch):
     assert load_interface("reanimate.cli") is None  # a program that declares none
     with pytest.raises(ReanimateError, match="'reanimate.steps.nope' cannot be imported"):
         load_interface("reanimate.steps.nope")
-    (tmp_path / "wrong_interface.py").write_text("INTERFACE = {'flags': []}\n")
+    # a program outside reanimate is never imported (validate executes no third-party code)
+    (tmp_path / "wrong_interface.py").write_text("open('imported', 'w')\nINTERFACE = {}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ReanimateError, match="not a reanimate.steps.interface.Interface"):
-        load_interface("wrong_interface")
+    monkeypatch.chdir(tmp_path)
+    assert load_interface("wrong_interface") is None
+    assert not (tmp_path / "imported").exists()
 
 
 # -- validate against the declaration ------------------------------------------------------
@@ -370,15 +372,12 @@ steps:
     ]
 
 
-def test_a_program_that_fails_to_import_is_reported(tmp_path, monkeypatch):
+def test_a_third_party_program_is_located_not_executed(tmp_path, monkeypatch):
     (tmp_path / "broken_step.py").write_text("raise RuntimeError('no such detector')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     text = HEADER + "\nsteps:\n  a:\n    program: broken_step\n"
-    _, found = validate_text(text, "s.yaml")
-    assert [str(p) for p in found] == [
-        "s.yaml:6:5: steps.a.program: program 'broken_step' cannot be imported "
-        "(RuntimeError: no such detector) (fix the module so that python -m can run it)"
-    ]
+    spec, found = validate_text(text, "s.yaml")
+    assert found == [] and spec is not None  # found on the path; its code is not run
 
 
 def test_flagship_validates_clean(cli, repo_root):

@@ -55,6 +55,12 @@ def read_lock(spec_path: Path) -> Lock:
     try:
         payload = json.loads(path.read_text())
         files, models = dict(payload["files"]), dict(payload.get("models", {}))
+        for key, entry in files.items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)):
+                raise ValueError(f"files.{key} is not an object with a sha256")
+        for step, pin in models.items():
+            if not (isinstance(pin, dict) and isinstance(pin.get("files", {}), dict)):
+                raise ValueError(f"models.{step} is not an object with files")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ReanimateError(
             f"{path}: not a valid lock file ({exc}); rerun reanimate lock"

@@ -1,6 +1,7 @@
 """The `reanimate` command: one module per command group; each parses, calls the library, prints.
 
-User errors (ReanimateError) become one line on stderr and exit code 2 (1 for a failed step);
+User errors (ReanimateError) become one line on stderr (a message of several lines is joined
+with "; ") and exit code 2 (1 for a failed step); usage errors are one line too, exit code 2;
 tracebacks appear only with --debug. Command modules import heavy libraries only inside the
 command that needs them, so `reanimate --help` starts fast.
 """
@@ -25,6 +26,11 @@ app.add_typer(hs3_app, name="hs3")
 app.add_typer(model_app, name="model")
 
 
+def _one_line(text: str) -> str:
+    """A message as one line: its non-empty lines joined with '; '."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def main() -> None:
     try:
         # without standalone mode click returns the code of a typer.Exit instead of exiting
@@ -39,7 +45,7 @@ def main() -> None:
         if STATE["debug"]:
             raise
         err.print("[red]error:[/red] ", end="")
-        err.print(str(exc), markup=False, soft_wrap=True)
+        err.print(_one_line(str(exc)) or type(exc).__name__, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -49,11 +55,23 @@ def main() -> None:
     except Exception as exc:  # usage errors come through here too
         # typer vendors its own click, so recognise a usage error by what it can do
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
-            exc.show()
-            sys.exit(2)
+            _usage_error(exc)
         if STATE["debug"]:
             raise
-        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (rerun with --debug)")
+        detail = _one_line(str(exc))
+        print(f"internal error: {type(exc).__name__}: {detail} (rerun with --debug)",
+              file=sys.stderr)
         sys.exit(3)
 
 
+def _usage_error(exc: Exception) -> None:
+    """A click usage error as one line, `error: COMMAND: what (see COMMAND --help)`, exit 2."""
+    if type(exc).__name__ == "NoArgsIsHelpError" or not callable(
+            getattr(exc, "format_message", None)):
+        exc.show()  # a bare group: its help
+        sys.exit(2)
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "reanimate"
+    message = _one_line(exc.format_message())
+    print(f"error: {path}: {message} (see {path} --help)", file=sys.stderr)
+    sys.exit(2)

@@ -310,7 +310,13 @@ def _dump(path: Path, doc: dict) -> Path:
 
 
 def export_cwl(loaded: LoadedSpec, outdir: Path, plan: Plan | None = None) -> dict[str, Path]:
-    return CwlCompiler(plan or make_plan(loaded), outdir).write()
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise ReanimateError(f"{outdir}: exists and is not a folder; give a folder to write into")
+    try:
+        return CwlCompiler(plan or make_plan(loaded), outdir).write()
+    except OSError as exc:
+        raise ReanimateError(f"cannot write the CWL export under {outdir}: {exc}") from None
 
 
 def container_runtime_available() -> bool:

@@ -292,11 +292,13 @@ def run_spec(
     reporter = reporter or Reporter()
     plan = plan or make_plan(loaded, overrides)
     workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise ReanimateError(f"--workdir {workdir}: exists and is not a folder")
-    run = LocalRun(plan, workdir, jobs, force, reporter)
     selected = plan.select(only, from_step)
     needed = plan.needed(selected)
+    if workdir.exists() and not workdir.is_dir() or any(
+            p.exists() and not p.is_dir() for p in Path(workdir).absolute().parents):
+        raise ReanimateError(f"--workdir {workdir}: exists and is not a folder (or lies "
+                             "under a file)")
+    run = LocalRun(plan, workdir, jobs, force, reporter)
     try:
         run.workdir.mkdir(parents=True, exist_ok=True)
         run_dir = new_run_dir(run.workdir)

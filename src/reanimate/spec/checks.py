@@ -7,7 +7,6 @@ reported in the same pass.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from reanimate.spec.graph import find_cycle
 from reanimate.spec.interface_checks import check_step_interface
 from reanimate.spec.problems import did_you_mean
+from reanimate.spec.programs import program_problem
 from reanimate.spec.refs import (
     DatasetRef,
     ParameterRef,
@@ -71,9 +71,12 @@ def check_spec(data: dict) -> Iterator[Finding]:
     for name, step in _steps(data).items():
         yield from _check_step(data, name, step)
     yield from _check_outputs_unique(data)
+    yield from _check_step_names(data)
     cycle = find_cycle(raw_dependencies(data))
     if cycle:
-        yield (("steps", cycle[0]), "steps form a cycle: " + " -> ".join(cycle),
+        shown = cycle if len(cycle) <= 12 else (
+            cycle[:5] + [f"... ({len(cycle) - 8} more)"] + cycle[-3:])
+        yield (("steps", cycle[0]), "steps form a cycle: " + " -> ".join(shown),
                "a step cannot depend on its own outputs, directly or not")
     yield from _check_statistics(data)
     yield from _check_reinterpretation(data)
@@ -109,9 +112,9 @@ def _check_step(data: dict, name: str, step: dict) -> Iterator[Finding]:
         yield (base, "a step needs exactly one of 'program' or 'command'",
                "program: a Python module; command: an argv list")
     program = step.get("program")
-    if isinstance(program, str) and not _module_exists(program):
-        yield (base + ("program",), f"program module {program!r} cannot be imported",
-               "give a module runnable with python -m")
+    problem = program_problem(program) if isinstance(program, str) else None
+    if problem:
+        yield (base + ("program",), problem, "give a module runnable with python -m")
     containers = _table(data, "containers")
     container = step.get("container")
     if isinstance(container, str) and container not in containers:
@@ -133,12 +136,10 @@ def _check_step(data: dict, name: str, step: dict) -> Iterator[Finding]:
                    f"parameter {parsed.name!r} is not declared under parameters",
                    did_you_mean(parsed.name, list(parameters)))
     for oname, path in _table(step, "outputs").items():
-        if not isinstance(path, str):
-            continue
-        pure = PurePosixPath(path)
-        if not path or pure.is_absolute() or ".." in pure.parts:
-            yield (base + ("outputs", oname),
-                   f"output path {path!r} must be relative, inside the step's directory", None)
+        if isinstance(path, str):
+            problem = _output_path_problem(path)
+            if problem:
+                yield (base + ("outputs", oname), problem[0], problem[1])
     command = step.get("command")
     if isinstance(command, list):
         tables = {k: _table(step, k) for k in ("inputs", "outputs", "parameters")}
@@ -177,20 +178,107 @@ def _check_output_ref(data: dict, loc: Loc, ref: StepOutputRef) -> Iterator[Find
                did_you_mean(ref.output, outputs) or f"its outputs: {', '.join(outputs) or 'none'}")
 
 
+#: The local engine's own file in each cache entry (engines/cache.py META).
+RESERVED_OUTPUT = ".reanimate-meta.json"
+#: The longest file name most filesystems take (ext4, XFS, APFS, NTFS: 255 bytes).
+MAX_NAME_BYTES = 255
+#: A step name becomes a folder (WORKDIR/results/STEP) and file names (STEP.cwl, ...).
+MAX_STEP_NAME_BYTES = 200
+
+
+def _output_path_problem(path: str) -> tuple[str, str | None] | None:
+    """Why an output path cannot be one, as (message, hint), or None."""
+    if not path:
+        return "output path is empty", "name a file, or a directory with a trailing '/'"
+    if "\0" in path:
+        return f"output path {path!r} contains a NUL byte", None
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts:
+        return f"output path {path!r} must be relative, inside the step's directory", None
+    if not pure.parts:  # ".", "./", "./.": the step's directory itself
+        return (f"output path {path!r} is the step's directory itself",
+                "name a file or a subdirectory, e.g. out/")
+    if RESERVED_OUTPUT in pure.parts:
+        return (f"output path {path!r} uses {RESERVED_OUTPUT}, the name of reanimate's own "
+                "metadata file", "choose another name")
+    for part in pure.parts:
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > MAX_NAME_BYTES:
+            return (f"output path {path!r} has a component of {size} bytes, longer than a "
+                    f"file name may be ({MAX_NAME_BYTES} bytes)", None)
+    return None
+
+
+def _check_step_names(data: dict) -> Iterator[Finding]:
+    seen: dict[str, str] = {}
+    for name in _table(data, "steps"):
+        if not isinstance(name, str):
+            continue
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_STEP_NAME_BYTES:
+            yield (("steps", name), f"step name of {len(name.encode())} bytes, longer than "
+                   f"{MAX_STEP_NAME_BYTES}", "a step name becomes a folder and file names")
+        folded = name.casefold()
+        if folded in seen:
+            yield (("steps", name), f"step {name!r} differs from step {seen[folded]!r} only in "
+                   "case; they collide on case-insensitive filesystems (and as CWL files)",
+                   "rename one of them")
+        seen.setdefault(folded, name)
+
+
 def _check_outputs_unique(data: dict) -> Iterator[Finding]:
     # Engines with one shared workspace (REANA serial, CWL's outputs/) put every output in one
-    # folder, so two steps may not declare the same path.
-    producers: dict[str, str] = {}
+    # folder, so two outputs may not declare the same path, one path may not be both a file
+    # and a directory, a file may not be the folder of another output, and two paths may not
+    # differ only in case (they are one on a case-insensitive filesystem).
+    declared: list[tuple[str, str, str, bool, tuple[str, ...]]] = []
     for name, step in _steps(data).items():
         for oname, path in _table(step, "outputs").items():
-            if not isinstance(path, str) or not path:
-                continue
-            key = str(PurePosixPath(path))
-            if key in producers and producers[key] != name:
-                yield (("steps", name, "outputs", oname),
-                       f"output {path!r} is also produced by step {producers[key]!r}",
+            if isinstance(path, str) and _output_path_problem(path) is None:
+                parts = PurePosixPath(path).parts
+                declared.append((name, oname, path, path.endswith("/"), parts))
+    exact: dict[tuple[str, ...], tuple[str, str, str, bool]] = {}
+    folded: dict[tuple[str, ...], tuple[str, str, str]] = {}
+    for name, oname, path, is_dir, parts in declared:
+        loc = ("steps", name, "outputs", oname)
+        where = exact.get(parts)
+        if where is not None:
+            other_step, other_output, other_path, other_dir = where
+            if other_dir != is_dir:
+                kinds = ("a directory", "a file") if other_dir else ("a file", "a directory")
+                yield (loc, f"output {path!r} is declared as {kinds[1]} here and as "
+                       f"{kinds[0]} by {_owner(other_step, other_output, name)} "
+                       f"({other_path!r})", "a trailing '/' marks a directory; use one form")
+            elif other_step != name:
+                yield (loc, f"output {path!r} is also produced by step {other_step!r}",
                        "give each output a distinct path")
-            producers.setdefault(key, name)
+            else:
+                yield (loc, f"output {path!r} is also declared by output {other_output!r} of "
+                       "this step", "give each output a distinct path")
+            continue
+        exact[parts] = (name, oname, path, is_dir)
+        key = tuple(part.casefold() for part in parts)
+        if key in folded:
+            other_step, other_output, other_path = folded[key]
+            yield (loc, f"output {path!r} differs from {other_path!r} "
+                   f"({_owner(other_step, other_output, name)}) only in case; they collide "
+                   "on case-insensitive filesystems", "give each output a distinct path")
+            continue
+        folded[key] = (name, oname, path)
+    for name, oname, path, _, parts in declared:
+        for depth in range(1, len(parts)):
+            where = exact.get(parts[:depth])
+            if where is None or where[3]:
+                continue  # a folder of no output, or a directory output: a folder indeed
+            other_step, other_output, other_path, _ = where
+            yield (("steps", name, "outputs", oname),
+                   f"output {path!r} lies inside {other_path!r}, which "
+                   f"{_owner(other_step, other_output, name)} declares as a file",
+                   "a file cannot be the folder of another output")
+            break
+
+
+def _owner(step: str, output: str, this_step: str) -> str:
+    return f"output {output!r}" + ("" if step == this_step else f" of step {step!r}")
 
 
 def _check_statistics(data: dict) -> Iterator[Finding]:
@@ -216,10 +304,3 @@ def _check_reinterpretation(data: dict) -> Iterator[Finding]:
         if isinstance(step, str) and step not in steps:
             yield (("reinterpretation", "steps", index), f"step {step!r} does not exist",
                    did_you_mean(step, list(steps)))
-
-
-def _module_exists(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False

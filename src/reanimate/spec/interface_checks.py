@@ -5,6 +5,10 @@ For a `program:` step whose module declares an INTERFACE, every key under `param
 parse as the flag's kind (and be one of its choices), and every required flag must be given.
 The `dask:` and `mlflow:` blocks add engine flags, which the program must declare.
 
+Only a program of the reanimate package is imported to read its INTERFACE (importing runs a
+module's code, and validate must not run a spec's code): a third-party program is located
+without importing it (spec/programs.py) and gets no interface checks.
+
 Like spec/checks.py, this runs on the raw YAML data and skips whatever has the wrong shape (the
 pydantic pass reports that); each finding is (loc, message, hint).
 """
@@ -12,12 +16,12 @@ pydantic pass reports that); each finding is (loc, message, hint).
 from __future__ import annotations
 
 import difflib
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
 from reanimate.errors import ReanimateError
 from reanimate.spec.problems import did_you_mean
+from reanimate.spec.programs import locate, trusted
 from reanimate.spec.refs import (
     DatasetRef,
     ParameterRef,
@@ -48,8 +52,10 @@ def check_step_interface(data: dict, name: str, step: dict) -> Iterator[Finding]
     if not isinstance(step, dict):
         return
     program = step.get("program")
-    if not isinstance(program, str) or not program or not _findable(program):
+    if not isinstance(program, str) or not program or locate(program) is None:
         return  # no program, or one that cannot be found: spec/checks.py reports it
+    if not trusted(program):
+        return  # a third-party module is never imported (that runs its code): no checks
     if program.rsplit(".", 1)[-1] == "__main__":
         return  # importing a __main__ module would run it
     base: Loc = ("steps", name)
@@ -268,10 +274,3 @@ def _converts(flag: Flag, text: str) -> bool:
 def _table(data: Any, key: str) -> dict:
     value = data.get(key) if isinstance(data, dict) else None
     return value if isinstance(value, dict) else {}
-
-
-def _findable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError, AttributeError):
-        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import types
 import typing
 from dataclasses import dataclass
@@ -37,36 +38,89 @@ class LoadedSpec:
 
 def validate_text(text: str, path: str = "<string>") -> tuple[Spec | None, list[Problem]]:
     """Validate spec text; return the model (None if invalid) and every problem found."""
+    spec, problems, _ = _validate(text, path)
+    return spec, problems
+
+
+def _validate(text: str, path: str) -> tuple[Spec | None, list[Problem], YamlSource | None]:
+    """validate_text, also returning the parsed source (the text is parsed once)."""
     try:
         source = parse_yaml(text, path)
     except YamlSyntaxError as exc:
-        return None, [Problem(path, exc.position.line, exc.position.column, (), exc.message)]
+        return None, [Problem(path, exc.position.line, exc.position.column, (), exc.message)], None
     if not isinstance(source.data, dict):
         kind = "empty" if source.data is None else type(source.data).__name__
         return None, [Problem(path, 1, 1, (), f"a spec must be a mapping, this document is {kind}",
-                              "start with metadata:, steps:, ...")]
+                              "start with metadata:, steps:, ...")], source
     problems = [_problem(source, loc, msg, hint) for loc, msg, hint in check_spec(source.data)]
     try:
         spec = Spec.model_validate(source.data)
     except ValidationError as exc:
         spec = None
         problems += _translate(exc, source)
-    return (None if problems else spec), _sorted(problems)
+    return (None if problems else spec), _sorted(problems), source
+
+
+#: Larger than any real spec (the flagship is 5 KiB); refused before it is read.
+MAX_SPEC_BYTES = 8 * 1024 * 1024
+
+
+def read_spec_text(path: Path) -> str:
+    """The text of a spec file; SpecError (one line, FILE:LINE:COL) when it cannot be read.
+
+    Only a regular file is read (a FIFO would block, /dev/zero never end), at most
+    MAX_SPEC_BYTES; a byte that is not UTF-8 is reported at its line and column.
+    """
+    def refuse(message: str, line: int = 0, column: int = 0) -> SpecError:
+        return SpecError([Problem(str(path), line, column, (), message)])
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise refuse("file not found") from None
+    except OSError as exc:  # a symlink loop, a name too long, a component that is a file
+        raise refuse(f"cannot read the spec: {_os_reason(exc)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise refuse("cannot read the spec: it is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise refuse("cannot read the spec: not a regular file")
+    if info.st_size > MAX_SPEC_BYTES:
+        raise refuse(f"cannot read the spec: {info.st_size} bytes, more than a spec may have "
+                     f"({MAX_SPEC_BYTES})")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise refuse(f"cannot read the spec: {_os_reason(exc)}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise refuse(f"cannot read the spec: more than {MAX_SPEC_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        raise refuse(f"byte 0x{data[exc.start]:02x} is not UTF-8 (a spec is UTF-8 text)",
+                     line, column) from None
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
     """Load and validate a spec file; raise SpecError listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([Problem(str(path), 0, 0, (), "file not found")]) from None
-    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
-        raise SpecError([Problem(str(path), 0, 0, (), f"cannot read the spec: {exc}")]) from None
-    spec, problems = validate_text(text, str(path))
+    text = read_spec_text(path)
+    spec, problems, source = _validate(text, str(path))
     if problems:
         raise SpecError(problems)
-    return LoadedSpec(spec=spec, source=parse_yaml(text, str(path)), path=path.resolve())
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # unreachable once read, but never a traceback
+        raise SpecError([Problem(str(path), 0, 0, (), f"cannot resolve the spec path: {exc}")]) \
+            from None
+    return LoadedSpec(spec=spec, source=source, path=resolved)
 
 
 def _problem(source: YamlSource, loc: Loc, message: str, hint: str | None) -> Problem:

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -51,6 +52,25 @@ def _scalar(value: Any) -> Any:
 Scalar = Annotated[Any, AfterValidator(_scalar)]
 
 
+def _not_bool(value: Any) -> Any:
+    # a bool is an int to Python (and to pydantic's lax mode): `workers: true` is no number
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r} (YAML reads true/false/yes/no/on/off "
+                         "as a boolean)")
+    return value
+
+
+def _numbers(*fields: str):
+    """A before-validator refusing a boolean for these numeric fields (schema unchanged)."""
+    return field_validator(*fields, mode="before")(lambda cls, value: _not_bool(value))
+
+
+def _spec_version(value: Any) -> Any:
+    if isinstance(value, bool | float):
+        raise ValueError(f"spec_version is the integer 1, got {value!r} (write spec_version: 1)")
+    return value
+
+
 def _reference(value: Any) -> Any:
     parse_input(value)  # raises RefError (a ValueError) with what to write instead
     return value
@@ -70,8 +90,12 @@ class Author(Strict):
 
 
 def _version_text(value: Any) -> Any:
-    # `version: 1.0` is a float to YAML; a version is text, so accept numbers as written.
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    # `version: 2` is an int to YAML and reads back as written; `version: 1.10` is a float,
+    # which YAML reads as 1.1: refuse it rather than store a version nobody wrote.
+    if isinstance(value, float):
+        raise ValueError(f"version {value!r} is a number to YAML, which drops trailing zeros "
+                         "(1.10 reads as 1.1) (quote it: version: \"1.10\")")
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class Metadata(Strict):
@@ -94,6 +118,7 @@ class DatasetFile(Strict):
     path: str = Field(description="Local path (relative to the spec), https:// or root:// URL.")
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     entries: int | None = Field(None, ge=0)
+    _entries = _numbers("entries")
 
 
 class Dataset(Strict):
@@ -102,17 +127,20 @@ class Dataset(Strict):
     variation: str | None = None
     xsec_pb: float | None = Field(None, gt=0, description="Cross section in pb.")
     files: list[DatasetFile] = Field(min_length=1)
+    _numbers_ = _numbers("xsec_pb")
 
 
 class Resources(Strict):
     memory: Memory | None = None
     cpus: float | None = Field(None, gt=0)
     timeout_seconds: int | None = Field(None, gt=0)
+    _numbers_ = _numbers("cpus", "timeout_seconds")
 
 
 class DaskBlock(Strict):
     workers: int = Field(2, ge=1, le=20, description="REANA allows at most 20 workers.")
     threads_per_worker: int = Field(1, ge=1)
+    _numbers_ = _numbers("workers", "threads_per_worker")
     memory_per_worker: Memory = "2Gi"
     image: str | None = Field(None, description="Worker image (REANA); default: the step's.")
 
@@ -192,10 +220,12 @@ class Reinterpretation(Strict):
     signal_sample: str = Field(description="Sample of the statistical model the signal fills.")
     mode: Literal["add", "replace"] = "add"
     confidence_level: float = Field(0.95, gt=0, lt=1)
+    _numbers_ = _numbers("confidence_level")
 
 
 class Spec(Strict):
-    spec_version: Literal[1] = Field(1, description="Version of the spec format.")
+    spec_version: Annotated[Literal[1], BeforeValidator(_spec_version)] = Field(
+        1, description="Version of the spec format.")
     metadata: Metadata
     containers: dict[Name, Container] = Field(default_factory=dict)
     parameters: dict[Name, Scalar] = Field(default_factory=dict)

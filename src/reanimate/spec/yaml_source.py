@@ -3,6 +3,12 @@
 PyYAML's composer keeps a start mark on each node; we walk the node tree once and record the
 (line, column) of every mapping key and every value under its key path, so that any problem
 found later (by pydantic or by the reference checks) can point at the exact place in the file.
+
+A spec is untrusted text, so the loader bounds what the text can make it do, each refusal a
+located error: nesting deeper than MAX_DEPTH, aliases that expand to more than ALIAS_BUDGET
+nodes in all (a "billion laughs" bomb of nested aliases) or refer to themselves, integers
+outside 64 bits (Python refuses to read or print ints of more than 4300 digits), and values a
+constructor cannot build (a timestamp such as 2001-13-45).
 """
 
 from __future__ import annotations
@@ -53,8 +59,97 @@ class YamlSyntaxError(Exception):
         self.position = position
 
 
+#: Deepest nesting of mappings and sequences a spec may have (a real spec needs about 6).
+MAX_DEPTH = 64
+#: Nodes that aliases may add to the document, in total, once expanded.
+ALIAS_BUDGET = 10_000
+#: A spec integer fits in 64 bits (CWL's long, JSON readers' safe range of int64).
+INT_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _at(mark: yaml.Mark | None) -> Position:
+    return Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+    """SafeLoader that refuses duplicate keys (see _record), deep nesting and alias bombs.
+
+    Each composed node's size once its aliases are expanded is kept, so that an alias costs
+    the size of what it stands for, counted when it is met, before anything walks it.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> its size with aliases expanded
+        self._heights: dict[int, int] = {}  # id(node) -> its height with aliases expanded
+        self._aliased = 0  # nodes added by aliases so far
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None:  # an undefined alias: PyYAML's own located error
+                size = self._sizes.get(id(node))
+                if size is None:
+                    raise YamlSyntaxError(
+                        f"alias *{event.anchor} refers to the node that contains it "
+                        "(a recursive alias)", _at(event.start_mark))
+                if self._depth + self._heights[id(node)] > MAX_DEPTH:
+                    raise YamlSyntaxError(
+                        f"nesting deeper than {MAX_DEPTH} levels once alias *{event.anchor} "
+                        "is expanded", _at(event.start_mark))
+                self._aliased += size
+                if self._aliased > ALIAS_BUDGET:
+                    raise YamlSyntaxError(
+                        f"YAML aliases expand to more than {ALIAS_BUDGET} values (an alias "
+                        "bomb?); write the values out or use fewer aliases",
+                        _at(event.start_mark))
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise YamlSyntaxError(f"nesting deeper than {MAX_DEPTH} levels",
+                                      _at(self.peek_event().start_mark))
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        children: list = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        self._sizes[id(node)] = 1 + sum(self._sizes.get(id(c), 1) for c in children)
+        self._heights[id(node)] = 1 + max((self._heights.get(id(c), 1) for c in children),
+                                          default=0)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError, TypeError) as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise YamlSyntaxError(f"cannot read the value {_short(node)}: {detail}",
+                                  _at(node.start_mark)) from None
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            value = super().construct_yaml_int(node)
+        except ValueError:  # more than 4300 decimal digits
+            value = None
+        if value is None or not INT_RANGE[0] <= value <= INT_RANGE[1]:
+            raise YamlSyntaxError(
+                f"integer {_short(node)} is out of range: a spec integer fits in 64 bits "
+                "(quote it if it is text)", _at(node.start_mark))
+        return value
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+
+
+def _short(node: yaml.Node) -> str:
+    text = node.value if isinstance(node.value, str) else f"<{node.id}>"
+    return repr(text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}")
 
 
 def _mark(node: yaml.Node) -> Position:
@@ -96,8 +191,9 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlSource:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark and "<stream end>" in (exc.problem or ""):
-            mark = exc.context_mark  # an unclosed bracket: point where it was opened
+        if exc.context_mark and any(end in (exc.problem or "")
+                                    for end in ("<stream end>", "end of stream")):
+            mark = exc.context_mark  # an unclosed bracket or quote: point where it was opened
         pos = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         raise YamlSyntaxError(f"YAML syntax error: {message}", pos) from None

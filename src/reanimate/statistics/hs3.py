@@ -254,6 +254,14 @@ def _axis(channel: str, nbins: int, edges: list[float] | None) -> dict:
 
 def hs3_to_pyhf(doc: dict) -> dict:
     """The pyhf workspace of an HS3 document made of HistFactory distributions."""
+    try:
+        return _hs3_to_pyhf(doc)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise ReanimateError(f"not a valid HS3 document of HistFactory distributions "
+                             f"({type(exc).__name__}: {exc})") from None
+
+
+def _hs3_to_pyhf(doc: dict) -> dict:
     if not isinstance(doc, dict) or "hs3_version" not in doc.get("metadata", {}):
         raise ReanimateError("not an HS3 document: metadata.hs3_version missing")
     misc = doc.get("misc", {}).get("pyhf", {})

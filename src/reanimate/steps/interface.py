@@ -199,8 +199,12 @@ def _argparse_options(flag: Flag) -> dict[str, Any]:
 def load_interface(program: str) -> Interface | None:
     """The INTERFACE of the step program `program` (a module name); None if it declares none.
 
-    Raises ReanimateError when the module cannot be imported.
+    Only a module of the reanimate package is imported to read it (importing a module runs its
+    code): for any other program, None, whatever it declares. Raises ReanimateError when a
+    reanimate module cannot be imported.
     """
+    if program != "reanimate" and not program.startswith("reanimate."):
+        return None  # third-party: never imported by validate, plan or the exports
     try:
         module = importlib.import_module(program)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure is the user's
