@@ -25,7 +25,8 @@ import yaml
 from test_engine_reana import reana_validate
 
 from reanimate.engines.local import run_spec
-from reanimate.engines.reana import STAGING_MARKER, export_reana, stage_submission
+from reanimate.engines.reana import export_reana
+from reanimate.engines.reana_submit import STAGING_MARKER, stage_submission
 from reanimate.errors import ReanimateError
 from reanimate.spec import load_spec
 

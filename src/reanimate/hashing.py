@@ -49,6 +49,24 @@ def sha256_path(path: Path, memo: HashMemo | None = None) -> str:
     return memo.sha256(path) if memo else sha256_file(path)
 
 
+def sha256_files(paths: list[str]) -> dict[str, str | OSError]:
+    """sha256 of each distinct path, hashed in parallel threads (hashlib releases the GIL);
+    the OSError in place of a digest for a file that cannot be read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def digest(path: str) -> str | OSError:
+        try:
+            return sha256_file(path)
+        except OSError as exc:
+            return exc
+
+    distinct = list(dict.fromkeys(paths))
+    if not distinct:
+        return {}
+    with ThreadPoolExecutor(max(1, min(len(distinct), os.cpu_count() or 1, 8))) as pool:
+        return dict(zip(distinct, pool.map(digest, distinct), strict=True))
+
+
 def stat_fingerprint(path: str | Path) -> list[int]:
     """(size, mtime_ns, inode, ctime_ns) of a file: changes with every change of its content."""
     stat = os.stat(path)

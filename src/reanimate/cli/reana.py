@@ -27,7 +27,7 @@ def submit(
     """Create, upload and start the analysis on REANA (REANA_SERVER_URL, REANA_ACCESS_TOKEN)."""
     import shlex
 
-    from reanimate.engines.reana import (
+    from reanimate.engines.reana_submit import (
         call_client,
         check_workflow_name,
         client_commands,
@@ -62,7 +62,7 @@ def submit(
 @app.command()
 def status(name: str = typer.Argument(..., help="REANA workflow name.")) -> None:
     """Show the status of a REANA workflow."""
-    from reanimate.engines.reana import call_client, reana_client, require_server
+    from reanimate.engines.reana_submit import call_client, reana_client, require_server
 
     require_server()
     print(call_client([reana_client(), "status", "-w", name]).stdout, end="")
@@ -74,7 +74,7 @@ def download(
     output: Path = typer.Option(Path("."), "--output", "-o", help="Download folder."),
 ) -> None:
     """Download the declared outputs of a finished REANA workflow."""
-    from reanimate.engines.reana import call_client, reana_client, require_server
+    from reanimate.engines.reana_submit import call_client, reana_client, require_server
 
     require_server()
     print(call_client([reana_client(), "download", "-w", name, "-o", str(output)]).stdout, end="")

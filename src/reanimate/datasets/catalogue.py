@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from reanimate.atomic import write_text
 from reanimate.errors import DigestMismatch, ReanimateError
-from reanimate.hashing import sha256_file
+from reanimate.hashing import sha256_files
 from reanimate.urls import is_remote
 
 
@@ -137,18 +137,20 @@ def write_catalogue(catalogue: Catalogue, path: str | Path) -> None:
 def verify_catalogue(path: str | Path) -> Catalogue:
     """Load a catalogue and check the sha256 of every local file; raise DigestMismatch."""
     catalogue = load_catalogue(path)
-    for process, variation, entry in catalogue.samples():
-        for f in entry.files:
-            if f.sha256 is None or is_remote(f.path):
-                continue
-            local = resolve(path, f.path)
-            if not os.path.exists(local):
+    local_files = [(process, variation, f, resolve(path, f.path))
+                   for process, variation, entry in catalogue.samples() for f in entry.files
+                   if f.sha256 is not None and not is_remote(f.path)]
+    digests = sha256_files([local for *_, local in local_files])
+    for process, variation, f, local in local_files:
+        actual = digests[local]
+        if isinstance(actual, OSError):
+            if isinstance(actual, FileNotFoundError):
                 raise ReanimateError(
                     f"{local}: listed in {path} ({process}.{variation}) but missing"
                 )
-            actual = sha256_file(local)
-            if actual != f.sha256:
-                raise DigestMismatch(
-                    f"{local}: sha256 {actual} differs from {f.sha256} pinned in {path}"
-                )
+            raise ReanimateError(f"{local}: cannot read ({actual.strerror or actual})")
+        if actual != f.sha256:
+            raise DigestMismatch(
+                f"{local}: sha256 {actual} differs from {f.sha256} pinned in {path}"
+            )
     return catalogue

@@ -11,13 +11,10 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from reanimate.engines.cache import StepCache
 from reanimate.engines.guard import InputGuard
@@ -25,12 +22,19 @@ from reanimate.engines.plan import (
     Plan,
     PlanStep,
     cache_key,
-    fill,
     make_plan,
-    parameter_words,
 )
 from reanimate.engines.process import StepProcess
 from reanimate.engines.provenance import environment, new_run_dir, now, write_provenance
+from reanimate.engines.records import (
+    Interrupted,
+    RunReport,
+    StepError,
+    StepRecord,
+    interrupts_raised,
+    mark_cached,
+    report_summary,
+)
 from reanimate.engines.report import Reporter
 from reanimate.errors import ReanimateError
 from reanimate.hashing import HashMemo, sha256_file
@@ -38,46 +42,6 @@ from reanimate.lock import verified_pin_outputs
 from reanimate.spec.loader import LoadedSpec
 
 STDERR_TAIL = 20
-
-
-@dataclass
-class StepRecord:
-    name: str
-    status: str = "pending"  # executed | cached | pinned | failed | skipped | not-selected
-    key: str | None = None
-    command: list[str] = field(default_factory=list)
-    inputs: dict[str, list[dict]] = field(default_factory=dict)
-    outputs: dict[str, dict] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    start: str | None = None
-    end: str | None = None
-    exit_code: int | None = None
-    message: str | None = None
-    logs: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass
-class RunReport:
-    run_dir: Path
-    records: dict[str, StepRecord]
-
-    def with_status(self, status: str) -> list[str]:
-        return [n for n, r in self.records.items() if r.status == status]
-
-    @property
-    def executed(self) -> list[str]:
-        return self.with_status("executed")
-
-    @property
-    def failed(self) -> list[str]:
-        return self.with_status("failed")
-
-    def summary(self) -> dict:
-        statuses = ("executed", "cached", "pinned", "failed", "skipped")
-        return {"run": str(self.run_dir), **{s: self.with_status(s) for s in statuses}}
 
 
 class LocalRun:
@@ -260,18 +224,10 @@ class LocalRun:
         else:
             record.exit_code = code
 
-class StepError(Exception):
-    def __init__(self, step: str, detail: str, tail: list[str]) -> None:
-        super().__init__(detail)
-        self.step, self.detail, self.tail = step, detail, tail
-
-
 def local_argv(planned: PlanStep, inputs: dict[str, list[str]], outputs: dict[str, str],
                python: str = sys.executable) -> list[str]:
     """The plan's command line with local paths; `python` is this interpreter."""
-    tables = {"input": inputs, "output": {k: [v] for k, v in outputs.items()},
-              "parameter": {k: parameter_words(planned, k) for k in planned.parameters}}
-    argv = fill(planned.args, lambda kind, name: tables[kind][name])
+    argv = planned.argv(inputs, outputs)
     if planned.step.program or (argv and argv[0] in ("python", "python3")):
         argv[0] = python
     return argv
@@ -307,7 +263,7 @@ def run_spec(
     started = now()
     interrupted: BaseException | None = None
     try:
-        with _interrupts_raised():
+        with interrupts_raised():
             try:
                 run.verify_external_inputs(needed)
                 _schedule(run, selected, needed, run_dir)
@@ -323,35 +279,8 @@ def run_spec(
                           f"{run_dir}/provenance.json",
                           getattr(interrupted, "signum", signal.SIGINT)) from None
     report = RunReport(run_dir, run.records)
-    _report_summary(reporter, report)
+    report_summary(reporter, report)
     return report
-
-
-class Interrupted(ReanimateError):
-    """SIGINT or SIGTERM during a run: the running steps were ended, provenance written."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
-        super().__init__(message)
-        self.signum = signum
-        self.exit_code = 128 + int(signum)
-
-
-@contextlib.contextmanager
-def _interrupts_raised():
-    """Within a run, SIGTERM raises Interrupted in the main thread (as SIGINT raises
-    KeyboardInterrupt), so that the run ends its steps and writes provenance."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum, _frame):
-        raise Interrupted("terminated (SIGTERM)", signum)
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _close_run(run: LocalRun, loaded: LoadedSpec, plan: Plan, needed: set[str], run_dir: Path,
@@ -415,7 +344,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 if use_cache:
                     pending.remove(name)
                     run.adopt(name, key, meta)
-                    _mark_cached(run.records[name], meta)
+                    mark_cached(run.records[name], meta)
                     done.add(name)
                     run.reporter.step("cached", name, "cached")
                     continue
@@ -452,7 +381,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 run.adopt(name, record.key, meta)
                 done.add(name)
                 if how == "cached":  # a concurrent run produced it while this one waited
-                    _mark_cached(record, meta)
+                    mark_cached(record, meta)
                     run.reporter.step("cached", name, "cached (made by a concurrent run)")
                 else:
                     record.status = "executed"
@@ -471,14 +400,6 @@ def _ending_steps_on_exit(run: LocalRun):
         raise
 
 
-def _mark_cached(record: StepRecord, meta: dict) -> None:
-    original = meta.get("record") if isinstance(meta.get("record"), dict) else {}
-    record.status = "cached"
-    record.command = original.get("command", [])
-    record.start, record.end = original.get("start"), original.get("end")
-    record.exit_code = original.get("exit_code")
-
-
 def _wait_showing_progress(reporter: Reporter, running: dict[Future, str],
                            started_at: dict[str, float]) -> set[Future]:
     """Block until a step finishes, with a live line of what runs and for how long."""
@@ -493,12 +414,3 @@ def _wait_showing_progress(reporter: Reporter, running: dict[Future, str],
             if finished:
                 return finished
             update(text())
-
-
-def _report_summary(reporter: Reporter, report: RunReport) -> None:
-    counts = {s: len(report.with_status(s)) for s in ("executed", "cached", "failed", "skipped")}
-    text = ", ".join(f"{v} {k}" for k, v in counts.items() if v or k == "executed")
-    if counts["executed"] == 0 and not counts["failed"]:
-        text += " (nothing to do: every step is up to date)"
-    reporter.summary(f"{text}; provenance: {report.run_dir}/provenance.json",
-                     failed=bool(counts["failed"]))

@@ -37,7 +37,7 @@ from reanimate.spec.refs import (
     substitute,
     whole_placeholder,
 )
-from reanimate.steps.interface import Interface, load_interface
+from reanimate.steps.interface import Interface, load_interface, render
 
 KEY_FORMAT = 2
 #: Packages whose version is part of every cache key (a new numpy may change results).
@@ -54,13 +54,6 @@ def package_versions(names: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, st
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def render(value: Any) -> str:
-    """A parameter value as every engine writes it on a command line."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 # -- the command-line template ------------------------------------------------------------
@@ -171,6 +164,12 @@ class PlanStep:
 
     def output_is_dir(self, output: str) -> bool:
         return self.outputs[output].endswith("/")
+
+    def argv(self, inputs: dict[str, list[str]], outputs: dict[str, str]) -> list[str]:
+        """The command line with these input and output paths (`python` as written)."""
+        tables = {"input": inputs, "output": {k: [v] for k, v in outputs.items()},
+                  "parameter": {k: parameter_words(self, k) for k in self.parameters}}
+        return fill(self.args, lambda kind, name: tables[kind][name])
 
     def external_files(self) -> list[InputFile]:
         return [item.external for items in self.inputs.values() for item in items

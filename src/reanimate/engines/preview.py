@@ -18,9 +18,7 @@ from reanimate.engines.plan import (
     Plan,
     PlanStep,
     cache_key,
-    fill,
     key_changes,
-    parameter_words,
 )
 from reanimate.hashing import HashMemo
 
@@ -108,10 +106,8 @@ def _inputs(planned: PlanStep, digests: dict, produced: dict) -> tuple[dict, dic
 
 
 def _command(planned: PlanStep, inputs: dict[str, list[dict]]) -> list[str]:
-    tables = {"input": {k: [i["path"] for i in v] for k, v in inputs.items()},
-              "output": {k: [v.rstrip("/")] for k, v in planned.outputs.items()},
-              "parameter": {k: parameter_words(planned, k) for k in planned.parameters}}
-    return fill(planned.args, lambda kind, name: tables[kind][name])
+    return planned.argv({k: [i["path"] for i in v] for k, v in inputs.items()},
+                        {k: v.rstrip("/") for k, v in planned.outputs.items()})
 
 
 def _reasons(cache: StepCache, name: str, payload: dict, cached: bool) -> list[str]:

@@ -31,7 +31,7 @@ from reanimate.spec.refs import (
     parse_ref,
 )
 from reanimate.spec.yaml_source import Loc
-from reanimate.steps.interface import Flag, Interface, load_interface
+from reanimate.steps.interface import Flag, Interface, load_interface, render
 
 Finding = tuple[Loc, str, str | None]
 
@@ -232,13 +232,6 @@ class _StepCheck:
                     continue  # listed under another table: reported as misplaced
                 yield (loc, f"missing required {role} {flag.name!r} of {self.program}",
                        f"--{flag.name}: {flag.help}" if flag.help else None)
-
-
-def render(value: Any) -> str:
-    """A value as the engines put it on the command line (engines.plan.render)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _accepts(flag: Flag, value: Any) -> bool:

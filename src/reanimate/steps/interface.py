@@ -65,6 +65,13 @@ class _Required:
 REQUIRED: Any = _Required()
 
 
+def render(value: Any) -> str:
+    """A value as it stands on a step's command line (every engine writes it so)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def boolean(text: str) -> bool:
     """true|false (also 1|0, yes|no), any case: what the engines render a boolean as."""
     value = str(text).strip().lower()

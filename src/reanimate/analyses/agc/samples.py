@@ -16,14 +16,13 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from reanimate.analyses.agc.catalogue import AGC_XSEC_PB, VARIATIONS, variation_problem
 from reanimate.datasets.catalogue import loads_strict
 from reanimate.errors import DigestMismatch, ReanimateError
-from reanimate.hashing import sha256_file
+from reanimate.hashing import sha256_files
 from reanimate.urls import is_remote
 
 LUMINOSITY_PB = 3378.0
@@ -162,12 +161,7 @@ def verify_files(samples: Sequence[Sample], max_files: int | None = None) -> int
         for f in sample.files[:max_files] if max_files else sample.files:
             if f.sha256 is not None and not is_remote(f.path):
                 checks.append((os.path.realpath(f.path), sample, f))
-    distinct = list(dict.fromkeys(key for key, _, _ in checks))
-    if not distinct:
-        return 0
-    threads = max(1, min(len(distinct), os.cpu_count() or 1, 8))
-    with ThreadPoolExecutor(threads) as pool:
-        digests = dict(zip(distinct, pool.map(_digest, distinct), strict=True))
+    digests = sha256_files([key for key, _, _ in checks])
     for key, sample, f in checks:
         where = f"{sample.catalogue}: {sample.process}.{sample.variation}: {f.path}"
         actual = digests[key]
@@ -180,14 +174,7 @@ def verify_files(samples: Sequence[Sample], max_files: int | None = None) -> int
                 f"{where}: sha256 {actual} differs from the catalogue's {f.sha256} "
                 f"(a changed or swapped file)"
             )
-    return len(distinct)
-
-
-def _digest(path: str) -> str | OSError:
-    try:
-        return sha256_file(path)
-    except OSError as exc:
-        return exc
+    return len(digests)
 
 
 def event_weight(sample: Sample, nevts_processed: int) -> float:
