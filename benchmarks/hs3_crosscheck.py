@@ -31,7 +31,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         hists = args.histograms or str(write_agc_histograms(tmp / "histograms.root"))
-        workspace, doc = statmodel.build(hists)
+        workspace, doc, _ = statmodel.build(hists)
         expected, points = t.pyhf_points(workspace, doc)
         start = time.perf_counter()
         got = t.pyhs3_nll(doc, points, tmp, timeout=3600)

@@ -14,6 +14,7 @@ import pytest
 from reanimate.analyses.agc.statmodel_config import CABINETRY_NAMES
 from reanimate.analyses.agc.steps import statmodel
 from reanimate.statistics import fitting
+from reanimate.statistics.treatments import Treatments
 
 cabinetry = pytest.importorskip("cabinetry")
 
@@ -91,7 +92,7 @@ def both(tmp_path_factory):
     cabinetry.templates.build(config, router=_rebinning_router(config))
     cabinetry.templates.postprocess(config)
     reference = cabinetry.workspace.build(config)
-    ours, _ = statmodel.build(str(histograms))
+    ours = statmodel.build(str(histograms), Treatments.none())[0]
     return ours, reference
 
 

@@ -12,6 +12,7 @@ from stat_helpers import small_workspace, write_agc_histograms
 
 from reanimate.analyses.agc.steps import statmodel
 from reanimate.statistics import fitting
+from reanimate.statistics.treatments import Treatments
 
 
 def step(*args: str):
@@ -22,7 +23,9 @@ def step(*args: str):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fit")
-    ws, _ = statmodel.build(str(write_agc_histograms(tmp / "histograms.root")))
+    # every bin keeps its staterror (these generated histograms are all below the 5 % default)
+    treatments = Treatments(staterror_threshold=0.0)
+    ws = statmodel.build(str(write_agc_histograms(tmp / "histograms.root")), treatments)[0]
     (tmp / "workspace.json").write_text(json.dumps(ws))
     return tmp / "workspace.json", ws
 

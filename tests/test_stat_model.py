@@ -1,4 +1,7 @@
-"""The statmodel step: the AGC HistFactory model from histograms.root (section 10)."""
+"""The statmodel step: the AGC HistFactory model from histograms.root (section 10).
+
+The arithmetic is checked with every treatment off (`UNTREATED`); the treatments themselves are
+tested in test_stat_treatments.py."""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from stat_helpers import agc_histograms, write_agc_histograms, write_histograms
 
 from reanimate.analyses.agc.steps import statmodel
 from reanimate.errors import ReanimateError
-from reanimate.statistics.histfactory import norm_plus_shape, rebin
+from reanimate.statistics.histfactory import rebin
+
+UNTREATED = ("--max_mc_rel_error", "0", "--prune_norm", "0", "--prune_shape", "0",
+             "--staterror_threshold", "0", "--smoothing", "false")
 
 
 def step(*args: str):
@@ -25,7 +31,7 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("statmodel")
     hist_path = write_agc_histograms(tmp / "histograms.root")
     proc = step("--histograms", hist_path, "--workspace", tmp / "workspace.json",
-                "--hs3", tmp / "model.hs3.json")
+                "--hs3", tmp / "model.hs3.json", "--report", tmp / "report.json", *UNTREATED)
     assert proc.returncode == 0, proc.stderr
     return tmp, json.loads((tmp / "workspace.json").read_text())
 
@@ -99,29 +105,28 @@ def test_modifier_arithmetic_plain_numpy(built):
     assert sum(mods[("jet_energy_scale", "histosys")]["hi_data"]) == pytest.approx(nom.sum())
 
 
-def test_norm_plus_shape_refuses_a_vanishing_variation():
-    with pytest.raises(ReanimateError, match="positive factor"):
-        norm_plus_shape("x", np.array([1.0, 2.0]), np.array([3.0, 3.0]), None)  # lo = 2-2 = 0
-
-
 def test_outputs_are_byte_deterministic(built, tmp_path):
     tmp, _ = built
     statmodel.run(statmodel.parser().parse_args([
         "--histograms", str(tmp / "histograms.root"), "--workspace", str(tmp_path / "w.json"),
-        "--hs3", str(tmp_path / "m.json")]))
+        "--hs3", str(tmp_path / "m.json"), "--report", str(tmp_path / "r.json"), *UNTREATED]))
     assert (tmp_path / "w.json").read_bytes() == (tmp / "workspace.json").read_bytes()
     assert (tmp_path / "m.json").read_bytes() == (tmp / "model.hs3.json").read_bytes()
+    assert (tmp_path / "r.json").read_bytes() == (tmp / "report.json").read_bytes()
 
 
-def test_absent_sample_is_left_out_but_missing_variation_is_an_error(tmp_path):
+def test_absent_sample_is_left_out_but_a_variation_absent_everywhere_is_an_error(tmp_path):
     hists = agc_histograms()
     for name in [n for n in hists if n.startswith("4j2b_single_top_s_chan")]:
         del hists[name]
-    ws, _ = statmodel.build(str(write_histograms(tmp_path / "a.root", hists)))
+    ws, _, report = statmodel.build(str(write_histograms(tmp_path / "a.root", hists)))
     assert "single_top_s_chan" not in [s["name"] for s in ws["channels"][1]["samples"]]
     assert "single_top_s_chan" in [s["name"] for s in ws["channels"][0]["samples"]]
-    del hists["4j1b_wjets_scale_var_down"]
-    with pytest.raises(ReanimateError, match="4j1b_wjets_scale_var_down not found"):
+    assert {"channel": "4j2b_SR", "sample": "single_top_s_chan", "status": "dropped",
+            "reason": "no events in the fit range"} in report["samples"]
+    for name in [n for n in hists if n.endswith("_scale_var_down")]:
+        del hists[name]
+    with pytest.raises(ReanimateError, match="no histogram of variation 'scale_var_down'"):
         statmodel.build(str(write_histograms(tmp_path / "b.root", hists)))
 
 

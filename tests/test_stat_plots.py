@@ -27,7 +27,7 @@ def inputs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plots")
     hists = write_agc_histograms(tmp / "histograms.root")
     write_histograms(tmp / "histograms_ml.root", ml_histograms())
-    ws, _ = statmodel.build(str(hists))
+    ws = statmodel.build(str(hists))[0]
     (tmp / "workspace.json").write_text(json.dumps(ws))
     (tmp / "fit.json").write_text(json.dumps(fitting.fit_workspace(ws)))
     return tmp

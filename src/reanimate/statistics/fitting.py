@@ -1,8 +1,10 @@
-"""Maximum-likelihood fits of a pyhf model with iminuit (MIGRAD, then HESSE).
+"""Maximum-likelihood fits of a pyhf model with iminuit (MIGRAD with retries, HESSE, MINOS).
 
 `fit_workspace` returns a JSON-ready dict: the POI, every parameter with its error, its
 constraint and its pull ((value - centre) / prior width; None for free parameters), the
-correlation matrix, the minimum NLL (-log L, with pyhf's constants) and Minuit's status.
+correlation matrix, the minimum NLL (-log L, with pyhf's constants), Minuit's status, and
+whether the fit converged with the reason when it did not (`status`: every MIGRAD attempt,
+the covariance quality, the parameters at a bound by name).
 With `significance=True` it adds the discovery significance Z = sqrt(q0), q0 computed from
 the profile-likelihood test statistic directly (pyhf's hypotest p-value underflows to 0 for
 a strong signal, so Z = inf there). Floats are rounded to 12 significant digits so that the
@@ -12,7 +14,7 @@ bytes do not depend on the last bits of the minimiser's arithmetic.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,7 +23,23 @@ from reanimate.statistics.jsonio import rounded
 
 DEFAULT_TOLERANCE = 1e-3  # Minuit EDM goal = 0.002 * tolerance (we minimise 2 NLL, up = 1)
 _WALL = 1e12  # 2 NLL returned where an expected yield is negative
-MIGRAD_TRIES = 3  # MIGRAD is rerun from where it stopped while the minimum is not valid
+BOUND_FRACTION = 1e-4  # a parameter within this fraction of its range of a bound is at it
+POI_STARTS = (0.5, 2.0)  # retries start the POI at these multiples of its initial value
+
+
+@dataclass
+class Attempt:
+    strategy: int
+    start: str  # "initial", "previous minimum", "poi x0.5", ...
+    valid: bool
+    edm: float
+    twice_nll: float
+    nfcn: int
+
+    def as_dict(self) -> dict:
+        return {"strategy": self.strategy, "start": self.start, "valid": self.valid,
+                "edm": rounded(self.edm, 6), "nll": rounded(self.twice_nll / 2),
+                "nfcn": self.nfcn}
 
 
 @dataclass
@@ -34,6 +52,13 @@ class FitResult:
     edm: float
     nfcn: int
     migrad_calls: int
+    strategy: int = 1
+    covariance: str = "accurate"  # accurate | made positive definite | approximate | failed
+    at_bounds: list[dict] = field(default_factory=list)  # {"name", "value", "bound"}
+    attempts: list[Attempt] = field(default_factory=list)
+    minos: dict | None = None  # {"lower": ..., "upper": ..., "valid": ...} for the POI
+    converged: bool = True
+    reason: str | None = None
 
 
 def load_model(workspace: dict, measurement: str | None = None):
@@ -50,14 +75,18 @@ def load_model(workspace: dict, measurement: str | None = None):
 
 
 def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_TOLERANCE,
-              strategy: int = 1, physical: bool = False) -> FitResult:
-    """MIGRAD (rerun while not valid, at most MIGRAD_TRIES times) then HESSE on 2 NLL.
+              strategy: int = 1, physical: bool = False, retries: bool = True,
+              minos: bool = False) -> FitResult:
+    """MIGRAD with strategy escalation and bounded retries, then HESSE (MINOS on request).
 
     The objective is pyhf's -2 log L (numpy backend, float64); with `physical=True` it is
     walled off (a huge value) where an expected yield would be negative, where pyhf's Poisson
-    term is unbounded for bins with no data. Minuit is driven directly so
-    that a MIGRAD that stops early can be resumed instead of failing the whole fit. Step sizes
-    and limits are pyhf's (its minuit optimizer's defaults).
+    term is unbounded for bins with no data. Step sizes and limits are pyhf's. Attempts, at
+    most four: MIGRAD at `strategy` from the start; while the minimum is not valid, MIGRAD at
+    strategy 2 from where it stopped, then from the start with the POI at 0.5x and 2x its
+    initial value; the lowest valid minimum wins. The result says whether the fit converged
+    (valid minimum, EDM below the goal, a positive-definite covariance, no nuisance parameter
+    at a bound) and, if not, why.
     """
     import pyhf
     from iminuit import Minuit
@@ -68,8 +97,6 @@ def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_
 
     def twice_nll(pars):
         pars = np.asarray(pars)
-        # A negative expected yield (histosys templates of low-statistics samples can push a
-        # bin below zero) makes pyhf's Poisson term unbounded where the data are 0: wall it off.
         if not physical:
             return -2.0 * float(model.logpdf(pars, data)[0])
         expected = np.asarray(model.main_model.expected_data(pars))
@@ -77,36 +104,125 @@ def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_
             return _WALL * (1.0 + float(-expected[expected < 0].sum()))
         return -2.0 * float(model.logpdf(pars, data)[0])
 
-    start = list(model.config.suggested_init() if init is None else init)
+    start = np.asarray(model.config.suggested_init() if init is None else init, dtype=float)
     if not np.isfinite(twice_nll(start)):
         raise ReanimateError("the fit failed: the likelihood is not finite at the starting point")
-    minuit = Minuit(twice_nll, start, name=parameter_labels(model))
-    minuit.errordef = Minuit.LEAST_SQUARES  # up = 1 for 2 NLL
-    minuit.limits = bounds
-    minuit.fixed = list(model.config.suggested_fixed() if fixed is None else fixed)
-    minuit.errors = [(hi - lo) / 1000.0 for lo, hi in bounds]
-    minuit.tol = tolerance
-    minuit.strategy = strategy
-    calls = 0
-    while calls < MIGRAD_TRIES:
-        minuit.migrad()
-        calls += 1
-        if minuit.valid:
+    labels = parameter_labels(model)
+    fixed = list(model.config.suggested_fixed() if fixed is None else fixed)
+    poi = model.config.poi_index
+
+    def minimiser(values, strat: int) -> Minuit:
+        m = Minuit(twice_nll, list(values), name=labels)
+        m.errordef = Minuit.LEAST_SQUARES  # up = 1 for 2 NLL
+        m.limits = bounds
+        m.fixed = fixed
+        m.errors = [(hi - lo) / 1000.0 for lo, hi in bounds]
+        m.tol = tolerance
+        m.strategy = strat
+        return m
+
+    plan = [(strategy, "initial", start)]
+    if retries:
+        plan.append((2, "previous minimum", None))
+        if poi is not None and not fixed[poi]:
+            for factor in POI_STARTS:
+                moved = start.copy()
+                lo, hi = bounds[poi]
+                moved[poi] = float(np.clip(start[poi] * factor, lo, hi))
+                plan.append((2, f"poi x{factor:g}", moved))
+    def score(m) -> tuple:  # a clean minimum, then a valid one, then the lowest
+        clean = m.valid and not _nuisance_at_bound(np.asarray(m.values), bounds, fixed, poi)
+        return (clean, bool(m.valid), -float(m.fval))
+
+    attempts: list[Attempt] = []
+    best = last = None
+    for strat, label, values in plan:
+        m = minimiser(np.asarray(last.values) if values is None else values, strat)
+        m.migrad()
+        attempts.append(Attempt(strat, label, bool(m.valid), float(m.fmin.edm),
+                                float(m.fval), int(m.nfcn)))
+        last = m
+        if np.isfinite(m.fval) and (best is None or score(m) > score(best)):
+            best = m
+        if best is not None and score(best)[0]:
             break
-    if not np.isfinite(minuit.fval):
+    if best is None or not np.isfinite(best.fval):
         raise ReanimateError("the fit failed: the likelihood is not finite at the minimum")
-    minuit.hesse()
+    best.hesse()
+    minos_result = None
+    if minos and poi is not None and not fixed[poi]:
+        try:
+            best.minos(labels[poi])
+            me = best.merrors[labels[poi]]
+            minos_result = {"lower": rounded(me.lower), "upper": rounded(me.upper),
+                            "valid": bool(me.is_valid)}
+        except RuntimeError as exc:  # iminuit refuses MINOS on an invalid minimum
+            minos_result = {"lower": None, "upper": None, "valid": False, "note": str(exc)}
+    return _result(best, bounds, fixed, labels, poi, attempts, minos_result)
+
+
+def _strategy(m) -> int:
+    """Minuit's strategy as an int (iminuit returns an MnStrategy object)."""
+    strategy = m.strategy
+    return int(getattr(strategy, "strategy", strategy))
+
+
+def _nuisance_at_bound(values, bounds, fixed, poi) -> bool:
+    return any(not fixed[i] and i != poi
+               and min(values[i] - lo, hi - values[i]) <= BOUND_FRACTION * (hi - lo)
+               for i, (lo, hi) in enumerate(bounds))
+
+
+def _result(m, bounds, fixed, labels, poi, attempts, minos_result) -> FitResult:
     n = len(bounds)
-    cov = np.asarray(minuit.covariance, dtype=float) if minuit.covariance is not None else (
-        np.zeros((n, n)))
+    cov = np.asarray(m.covariance, dtype=float) if m.covariance is not None else np.zeros((n, n))
     err = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.where(np.outer(err, err) > 0, cov / np.outer(err, err), 0.0)
     np.fill_diagonal(corr, [1.0 if e > 0 else 0.0 for e in err])
+    fmin = m.fmin
+    if m.covariance is None or fmin.hesse_failed:
+        covariance = "failed"
+    elif fmin.has_made_posdef_covar:
+        covariance = "made positive definite"
+    elif not fmin.has_accurate_covar:
+        covariance = "approximate"
+    else:
+        covariance = "accurate"
+    values = np.asarray(m.values, dtype=float)
+    at_bounds = []
+    for i, (lo, hi) in enumerate(bounds):
+        if fixed[i]:
+            continue
+        tol = BOUND_FRACTION * (hi - lo)
+        for side, bound in (("lower", lo), ("upper", hi)):
+            if abs(values[i] - bound) <= tol:
+                at_bounds.append({"name": labels[i], "value": rounded(values[i]),
+                                  "bound": side, "poi": i == poi})
+    reasons = []
+    if not fmin.is_valid:
+        detail = [what for flag, what in (
+            (fmin.is_above_max_edm, f"EDM {fmin.edm:.3g} above the goal {fmin.edm_goal:.3g}"),
+            (fmin.has_reached_call_limit, "call limit reached"),
+            (not fmin.has_valid_parameters, "invalid parameters"),
+        ) if flag]
+        reasons.append("MIGRAD found no valid minimum" + (f" ({', '.join(detail)})"
+                                                          if detail else ""))
+    if covariance in ("failed", "made positive definite"):
+        reasons.append(f"HESSE covariance {covariance}")
+    nuisance_at_bounds = [b for b in at_bounds if not b["poi"]]
+    if nuisance_at_bounds:
+        listed = ", ".join(f"{b['name']} at its {b['bound']} bound ({b['value']:g})"
+                           for b in nuisance_at_bounds[:6])
+        more = len(nuisance_at_bounds) - 6
+        reasons.append(f"parameters at a bound: {listed}" + (f" and {more} more" if more > 0
+                                                             else ""))
     return FitResult(
-        bestfit=np.asarray(minuit.values, dtype=float), errors=err, correlation=corr,
-        twice_nll=float(minuit.fval), valid=bool(minuit.valid), edm=float(minuit.fmin.edm),
-        nfcn=int(minuit.nfcn), migrad_calls=calls,
+        bestfit=values, errors=err, correlation=corr, twice_nll=float(m.fval),
+        valid=bool(fmin.is_valid), edm=float(fmin.edm), nfcn=sum(a.nfcn for a in attempts),
+        migrad_calls=len(attempts), strategy=_strategy(m), covariance=covariance,
+        at_bounds=at_bounds, attempts=attempts, minos=minos_result,
+        converged=not reasons, reason="; ".join(reasons) or None,
     )
 
 
@@ -179,14 +295,14 @@ def significance(model, data, free: FitResult | None = None,
 
 
 def fit_workspace(workspace: dict, *, measurement: str | None = None,
-                  with_significance: bool = False,
+                  with_significance: bool = False, minos: bool = False,
                   tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Fit a pyhf workspace to its observations; the JSON-ready results dict."""
     import iminuit
     import pyhf
 
     model, data = load_model(workspace, measurement)
-    res = fit_model(model, data, tolerance=tolerance)
+    res = fit_model(model, data, tolerance=tolerance, minos=minos)
     labels = parameter_labels(model)
     cons = constraints(model)
     init = model.config.suggested_init()
@@ -218,14 +334,18 @@ def fit_workspace(workspace: dict, *, measurement: str | None = None,
     out = {
         "measurement": measurement or workspace["measurements"][0]["name"],
         "poi": {"name": model.config.poi_name, "value": rounded(res.bestfit[poi]),
-                "error": rounded(res.errors[poi])},
+                "error": rounded(res.errors[poi]), "minos": res.minos},
         "parameters": parameters,
         "correlation": {"parameters": labels,
                         "matrix": [[rounded(x, 10) for x in row] for row in res.correlation]},
         "nll": rounded(res.twice_nll / 2),
-        "converged": res.valid,
+        "converged": res.converged,
+        "status": {"reason": res.reason, "covariance": res.covariance,
+                   "at_bounds": res.at_bounds,
+                   "attempts": [a.as_dict() for a in res.attempts]},
         "minuit": {"valid": res.valid, "edm": rounded(res.edm, 6), "hesse": True,
-                   "tolerance": tolerance, "strategy": 1, "migrad_calls": res.migrad_calls},
+                   "tolerance": tolerance, "strategy": res.strategy,
+                   "migrad_calls": res.migrad_calls, "nfcn": res.nfcn},
         "significance": (significance(model, data, res, tolerance) if with_significance
                          else None),
         "software": {"pyhf": pyhf.__version__, "iminuit": iminuit.__version__},

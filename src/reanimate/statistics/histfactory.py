@@ -1,7 +1,8 @@
 """Build a HistFactory model (pyhf JSON workspace) from histograms and a declarative config.
 
-The arithmetic follows cabinetry (which the AGC reference uses), so a workspace built here from
-the same histograms equals cabinetry's to floating-point precision:
+The arithmetic follows cabinetry (which the AGC reference uses); with
+`Treatments.none()` a workspace built here from the same histograms equals cabinetry's to
+floating-point precision:
 
 * a *norm+shape* systematic becomes a `normsys` (hi/lo = sum(varied)/sum(nominal)) and a
   `histosys` whose templates are the varied histograms rescaled to the nominal yield;
@@ -9,6 +10,10 @@ the same histograms equals cabinetry's to floating-point precision:
   down = 2*nominal - up, and lo = 2 - hi;
 * a *norm* systematic is a `normsys` with fixed hi/lo (e.g. the luminosity);
 * MC statistics: one `staterror` per channel, each sample giving sqrt(sum w^2) per bin.
+
+On top of it come the template treatments of reanimate.statistics.treatments (bin merging,
+empty and negative yields, smoothing, pruning, the staterror threshold), configured by
+`ModelConfig.treatments` and recorded decision by decision in the report of `build_model`.
 
 Histograms are looked up by a callable `lookup(region, process, variation | None)` returning
 (values, variances, edges) without flow bins, or None when absent (only non-zero histograms
@@ -24,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reanimate.errors import ReanimateError
+from reanimate.statistics import treatments
+from reanimate.statistics.jsonio import rounded
 
 Hist = tuple[np.ndarray, np.ndarray, np.ndarray]  # values, variances, edges (no flow)
 Lookup = Callable[[str, str, "str | None"], "Hist | None"]
@@ -55,7 +62,9 @@ class Systematic:
     """`up`/`down` are variation names; down=None means symmetrise the up variation.
 
     A systematic with `hi`/`lo` set (and no variations) is a pure normalisation (normsys).
-    `samples` empty means every sample.
+    `samples` empty means every sample. `smooth`: smooth its shapes (when the treatments
+    smooth at all); `independent`: its variations are separate MC samples, whose own
+    statistical noise enters the shape-significance test.
     """
 
     name: str
@@ -64,6 +73,8 @@ class Systematic:
     samples: tuple[str, ...] = ()
     hi: float | None = None
     lo: float | None = None
+    smooth: bool = False
+    independent: bool = False
 
     def applies_to(self, sample: str) -> bool:
         return not self.samples or sample in self.samples
@@ -79,6 +90,7 @@ class ModelConfig:
     normfactors: tuple[NormFactor, ...] = ()
     systematics: tuple[Systematic, ...] = ()
     staterror: bool = True
+    treatments: treatments.Treatments = field(default_factory=treatments.Treatments.none)
     labels: dict[str, str] = field(default_factory=dict)  # display labels, not in the model
 
 
@@ -97,68 +109,45 @@ def rebin(values: np.ndarray, edges: np.ndarray, target: Sequence[float]) -> np.
     return np.add.reduceat(values, index[:-1])
 
 
-def _template(lookup: Lookup, ch: Channel, process: str, variation: str | None):
-    found = lookup(ch.region, process, variation)
-    if found is None:
-        return None
-    values, variances, edges = found
-    return rebin(values, edges, ch.edges), rebin(variances, edges, ch.edges)
+@dataclass
+class _Channel:
+    """One channel while it is built: its edges, data, and the samples that stay in it."""
+
+    config: Channel
+    edges: tuple[float, ...]
+    data: np.ndarray
+    nominals: dict[str, tuple[np.ndarray, np.ndarray]]  # sample -> (values, variances)
 
 
-def norm_plus_shape(
-    name: str, nominal: np.ndarray, up: np.ndarray, down: np.ndarray | None
-) -> list[dict]:
-    """normsys + histosys modifiers of one systematic on one sample (cabinetry's arithmetic)."""
-    total = float(np.sum(nominal))
-    norm_up = float(np.sum(up)) / total
-    up_shape = up / norm_up
-    if down is None:  # symmetrise: normalise first, then mirror
-        norm_down = 2.0 - norm_up
-        down_shape = 2.0 * nominal - up_shape
-    else:
-        norm_down = float(np.sum(down)) / total
-        down_shape = down / norm_down
-    for side, norm in (("up", norm_up), ("down", norm_down)):
-        if not np.isfinite(norm) or norm <= 0.0:
-            raise ReanimateError(
-                f"systematic {name!r}: {side} variation changes the yield by a factor {norm:g};"
-                " a normsys needs a positive factor"
-            )
-    return [
-        {"name": name, "type": "normsys", "data": {"hi": norm_up, "lo": norm_down}},
-        {
-            "name": name,
-            "type": "histosys",
-            "data": {"hi_data": up_shape.tolist(), "lo_data": down_shape.tolist()},
-        },
-    ]
+def build_model(config: ModelConfig, lookup: Lookup) -> tuple[dict, dict]:
+    """(pyhf workspace, report) of `config`, filled from the histograms `lookup` finds.
 
-
-def build_workspace(config: ModelConfig, lookup: Lookup) -> dict:
-    """The pyhf workspace (dict) of `config`, filled from the histograms `lookup` finds."""
+    The report records every treatment decision (reanimate.statistics.treatments): the bins
+    of each channel, the samples kept or dropped, per sample x systematic x channel what
+    became of the normsys and histosys parts and why, and which bins have staterror.
+    """
+    t = config.treatments
+    report: dict = {"version": 1, "treatments": t.as_dict(), "channels": [], "samples": [],
+                    "systematics": []}
+    variations = _known_variations(config, lookup)
     channels, observations = [], []
     for ch in config.channels:
-        data = _template(lookup, ch, config.data_process, None)
-        if data is None:
-            raise ReanimateError(
-                f"histogram of the data ({ch.region}_{config.data_process}) not found"
-            )
+        built = _open_channel(config, ch, lookup, report)
         samples = []
         for s in config.samples:
-            nominal = _template(lookup, ch, s.process, None)
-            if nominal is None or float(np.sum(nominal[0])) == 0.0:
-                continue  # absent from this region
-            samples.append({"name": s.name, "data": nominal[0].tolist(),
-                            "modifiers": _modifiers(config, ch, s, nominal, lookup)})
-        if not samples:
-            raise ReanimateError(f"channel {ch.name!r}: no sample has events in the fit range")
+            if s.name not in built.nominals:
+                continue
+            mods = _modifiers(config, built, s, lookup, variations, report)
+            samples.append({"name": s.name, "data": built.nominals[s.name][0].tolist(),
+                            "modifiers": mods})
+        _add_staterror(config, built, samples, report)
         channels.append({"name": ch.name, "samples": samples})
-        observations.append({"name": ch.name, "data": data[0].tolist()})
+        observations.append({"name": ch.name, "data": built.data.tolist()})
     parameters = [
         {"name": nf.name, "bounds": [list(nf.bounds)], "inits": [nf.init]}
         for nf in config.normfactors
     ]
-    return {
+    workspace = {
         "channels": channels,
         "measurements": [
             {"name": config.measurement, "config": {"poi": config.poi, "parameters": parameters}}
@@ -166,10 +155,73 @@ def build_workspace(config: ModelConfig, lookup: Lookup) -> dict:
         "observations": observations,
         "version": "1.0.0",
     }
+    return workspace, report
 
 
-def _modifiers(config: ModelConfig, ch: Channel, s: Sample, nominal, lookup: Lookup) -> list:
-    values, variances = nominal
+def build_workspace(config: ModelConfig, lookup: Lookup) -> dict:
+    """The pyhf workspace of `config` (build_model without the report)."""
+    return build_model(config, lookup)[0]
+
+
+def _known_variations(config: ModelConfig, lookup: Lookup) -> set[str]:
+    """Variation names with a histogram somewhere: a variation missing for one sample in one
+    channel lost all its events there (only non-empty histograms are stored); one missing
+    everywhere is a configuration error."""
+    found = set()
+    for syst in config.systematics:
+        for variation in (syst.up, syst.down):
+            if variation and any(lookup(ch.region, s.process, variation) is not None
+                                 for ch in config.channels for s in config.samples):
+                found.add(variation)
+    return found
+
+
+def _open_channel(config: ModelConfig, ch: Channel, lookup: Lookup, report: dict) -> _Channel:
+    t = config.treatments
+    data = _template(lookup, ch, config.data_process, None, ch.edges)
+    if data is None:
+        raise ReanimateError(f"histogram of the data ({ch.region}_{config.data_process}) not found")
+    present: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for s in config.samples:
+        nominal = _template(lookup, ch, s.process, None, ch.edges)
+        row = {"channel": ch.name, "sample": s.name}
+        if nominal is None or float(np.sum(np.clip(nominal[0], 0, None))) <= 0.0:
+            report["samples"].append({**row, "status": "dropped",
+                                      "reason": "no events in the fit range"})
+            continue
+        present[s.name] = nominal
+    if not present:
+        raise ReanimateError(f"channel {ch.name!r}: no sample has events in the fit range")
+    edges = tuple(ch.edges)
+    if t.max_mc_rel_error is not None:
+        total = sum(np.clip(v, 0, None) for v, _ in present.values())
+        variance = sum(var for _, var in present.values())
+        edges = tuple(treatments.merged_edges(total, variance, ch.edges, t.max_mc_rel_error))
+    nominals = {}
+    for name, process in ((s.name, s.process) for s in config.samples if s.name in present):
+        values, variances = _template(lookup, ch, process, None, edges)
+        negative = int(np.sum(values < 0))
+        report["samples"].append({
+            "channel": ch.name, "sample": name, "status": "kept",
+            "reason": f"{negative} negative bin(s) floored at 0" if negative else None})
+        nominals[name] = (np.clip(values, 0.0, None), variances)
+    report["channels"].append({"name": ch.name, "edges": list(edges),
+                               "declared_edges": list(ch.edges)})
+    built = _Channel(ch, edges, _template(lookup, ch, config.data_process, None, edges)[0],
+                     nominals)
+    return built
+
+
+def _template(lookup: Lookup, ch: Channel, process: str, variation: str | None, edges):
+    found = lookup(ch.region, process, variation)
+    if found is None:
+        return None
+    values, variances, hist_edges = found
+    return rebin(values, hist_edges, edges), rebin(variances, hist_edges, edges)
+
+
+def _modifiers(config: ModelConfig, built: _Channel, s: Sample, lookup: Lookup,
+               variations: set[str], report: dict) -> list[dict]:
     mods: list[dict] = [
         {"name": nf.name, "type": "normfactor", "data": None}
         for nf in config.normfactors
@@ -182,20 +234,131 @@ def _modifiers(config: ModelConfig, ch: Channel, s: Sample, nominal, lookup: Loo
             mods.append({"name": syst.name, "type": "normsys",
                          "data": {"hi": syst.hi, "lo": syst.lo}})
             continue
-        up = _template(lookup, ch, s.process, syst.up)
-        down = _template(lookup, ch, s.process, syst.down) if syst.down else None
-        if up is None or (syst.down and down is None):
-            missing = syst.up if up is None else syst.down
-            raise ReanimateError(
-                f"histogram {ch.region}_{s.process}_{missing} not found (needed by systematic "
-                f"{syst.name!r}; the nominal {ch.region}_{s.process} exists)"
-            )
-        mods += norm_plus_shape(syst.name, values, up[0], None if down is None else down[0])
-    if config.staterror:
-        mods.append({"name": f"staterror_{ch.name}", "type": "staterror",
-                     "data": np.sqrt(variances).tolist()})
+        sides = []
+        for variation in (syst.up, syst.down):
+            if variation is None:
+                sides.append(None)
+                continue
+            if variation not in variations:
+                raise ReanimateError(
+                    f"no histogram of variation {variation!r} for any sample in any region "
+                    f"(needed by systematic {syst.name!r}; e.g. "
+                    f"{built.config.region}_{s.process}_{variation})")
+            found = _template(lookup, built.config, s.process, variation, built.edges)
+            zero = np.zeros(len(built.edges) - 1)
+            sides.append(found if found is not None else (zero, zero))
+        treated = treat_systematic(config.treatments, syst, built.nominals[s.name],
+                                   sides[0], sides[1])
+        report["systematics"].append({"channel": built.config.name, "sample": s.name,
+                                      "systematic": syst.name, **treated.record})
+        mods += treated.modifiers
     return mods
 
+
+def _add_staterror(config: ModelConfig, built: _Channel, samples: list[dict],
+                   report: dict) -> None:
+    channel = next(c for c in report["channels"] if c["name"] == built.config.name)
+    if not config.staterror:
+        channel["staterror"] = None
+        return
+    total = sum(v for v, _ in built.nominals.values())
+    variance = sum(var for _, var in built.nominals.values())
+    why_not = treatments.staterror_bins(total, variance, config.treatments.staterror_threshold)
+    keep = np.array([w is None for w in why_not])
+    channel["staterror"] = {
+        "parameter": f"staterror_{built.config.name}",
+        "bins_with_parameter": int(keep.sum()),
+        "bins_without": [{"bin": i, "reason": w} for i, w in enumerate(why_not) if w],
+    }
+    if not keep.any():
+        return
+    for sample in samples:
+        sigma = np.where(keep, np.sqrt(built.nominals[sample["name"]][1]), 0.0)
+        sample["modifiers"].append({"name": f"staterror_{built.config.name}",
+                                    "type": "staterror", "data": sigma.tolist()})
+
+
+@dataclass
+class Treated:
+    modifiers: list[dict]
+    record: dict  # normsys, histosys, treatments, effects, reason
+
+
+def treat_systematic(t: treatments.Treatments, syst: Systematic, nominal, up, down) -> Treated:
+    """normsys + histosys of one norm+shape systematic on one sample in one channel.
+
+    `nominal`, `up`, `down` are (values, variances); down None means symmetrise the up side.
+    Without treatments this is cabinetry's arithmetic: hi/lo = sum(varied)/sum(nominal),
+    histosys templates = varied histograms rescaled to the nominal yield, a one-sided
+    variation mirrored after normalisation (down = 2 nominal - up, lo = 2 - hi).
+    """
+    values, variances = nominal
+    total = float(np.sum(values))
+    notes: list[str] = []
+    record = {"normsys": "kept", "histosys": "kept", "treatments": notes, "reason": None,
+              "norm_effect": None, "shape_effect": None, "shape_p_value": None}
+    hi = float(np.sum(up[0])) / total
+    lo = float(np.sum(down[0])) / total if down is not None else 2.0 - hi
+    if down is None:
+        notes.append("symmetrised")
+    bad = [f"{side} factor {f:.3g}" for side, f in (("up", hi), ("down", lo)) if not f > 0]
+    if bad:
+        reason = (f"variation yield not positive ({', '.join(bad)}"
+                  f"{'; down = 2 - up' if down is None else ''})")
+        if t.empty_variation == "drop":
+            record.update(normsys="dropped", histosys="dropped", reason=reason)
+            return Treated([], record)
+        hi, lo = max(hi, t.norm_floor), max(lo, t.norm_floor)
+        notes.append("norm floored")
+        record["reason"] = reason + f", floored at {t.norm_floor:g}"
+    up_shape = up[0] / (float(np.sum(up[0])) / total) if np.sum(up[0]) > 0 else values.copy()
+    if down is not None:
+        down_shape = (down[0] / (float(np.sum(down[0])) / total) if np.sum(down[0]) > 0
+                      else values.copy())
+    raw = [up_shape] if down is None else [up_shape, down_shape]
+    raw_vars = [_shape_variance(up, hi)] + ([] if down is None else [_shape_variance(down, lo)])
+    if t.smoothing and syst.smooth:
+        up_shape = treatments.smooth_shape(values, up_shape)
+        if down is not None:
+            down_shape = treatments.smooth_shape(values, down_shape)
+        notes.append("smoothed")
+    if down is None:
+        down_shape = 2.0 * values - up_shape
+    if np.any(up_shape < 0) or np.any(down_shape < 0):
+        up_shape, down_shape = np.clip(up_shape, 0, None), np.clip(down_shape, 0, None)
+        notes.append("floored")
+    norm_effect = max(abs(hi - 1.0), abs(lo - 1.0))
+    shape = treatments.shape_effect(values, [up_shape, down_shape])
+    p_values = [treatments.shape_p_value(values, variances, r, v if syst.independent else None)
+                for r, v in zip(raw, raw_vars, strict=True)]
+    p_values = [p for p in p_values if p is not None]
+    p = min(p_values) if p_values else None
+    record.update(norm_effect=rounded(norm_effect, 6), shape_effect=rounded(shape, 6),
+                  shape_p_value=None if p is None else rounded(p, 6))
+    reasons = []
+    if norm_effect < t.prune_norm:
+        record["normsys"] = "pruned"
+        reasons.append(f"norm {norm_effect:.2%} < {t.prune_norm:.2%}")
+    if shape < t.prune_shape:
+        record["histosys"] = "pruned"
+        reasons.append(f"shape {shape:.2%} < {t.prune_shape:.2%}")
+    elif t.shape_significance is not None and p is not None and p > t.shape_significance:
+        record["histosys"] = "pruned"
+        reasons.append(f"shape not significant (p = {p:.2g} > {t.shape_significance:g})")
+    if reasons:
+        record["reason"] = "; ".join(filter(None, [record["reason"], *reasons]))
+    mods = []
+    if record["normsys"] == "kept":
+        mods.append({"name": syst.name, "type": "normsys", "data": {"hi": hi, "lo": lo}})
+    if record["histosys"] == "kept":
+        mods.append({"name": syst.name, "type": "histosys",
+                     "data": {"hi_data": up_shape.tolist(), "lo_data": down_shape.tolist()}})
+    return Treated(mods, record)
+
+
+def _shape_variance(side, factor: float) -> np.ndarray:
+    """Variances of a variation's histogram once rescaled to the nominal yield."""
+    return side[1] / factor**2 if factor > 0 else side[1]
 
 def validate(workspace: dict) -> None:
     """Raise ReanimateError unless pyhf accepts `workspace` (schema and model building)."""

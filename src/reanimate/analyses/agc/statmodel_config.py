@@ -30,6 +30,7 @@ from reanimate.statistics.histfactory import (
     Sample,
     Systematic,
 )
+from reanimate.statistics.treatments import Treatments
 
 #: 11 bins of 40 GeV from 110 to 550 GeV (the 25 x 20 GeV histograms, first 3 bins dropped)
 FIT_EDGES = tuple(float(x) for x in np.arange(110.0, 551.0, 40.0))
@@ -44,12 +45,18 @@ DATA = "pseudodata"
 POI = "ttbar_norm"
 MEASUREMENT = "CMS_ttbar"
 
+# Smoothing: the jet-energy variations migrate the nominal events between bins and are noisy
+# where the MC is thin, so they are smoothed. The ME and PS variations are not: the AGC
+# pseudo-data is built from those very templates, and smoothed templates cannot describe it
+# (benchmarks/stability.py, docs/statistics.md). b-tag and W+jets scale variations reweight
+# the nominal events and are as smooth as it. `independent`: separate MC samples.
 SYSTEMATICS = (
-    Systematic("ME_variation", up="ME_var", samples=("ttbar",)),
-    Systematic("PS_variation", up="PS_var", samples=("ttbar",)),
-    Systematic("ttbar_scale", up="scaleup", down="scaledown", samples=("ttbar",)),
-    Systematic("jet_energy_scale", up="pt_scale_up"),
-    Systematic("jet_energy_resolution", up="pt_res_up"),
+    Systematic("ME_variation", up="ME_var", samples=("ttbar",), independent=True),
+    Systematic("PS_variation", up="PS_var", samples=("ttbar",), independent=True),
+    Systematic("ttbar_scale", up="scaleup", down="scaledown", samples=("ttbar",),
+               independent=True),
+    Systematic("jet_energy_scale", up="pt_scale_up", smooth=True),
+    Systematic("jet_energy_resolution", up="pt_res_up", smooth=True),
     *(
         Systematic(f"btag_np_{i + 1}", up=f"btag_var_{i}_up", down=f"btag_var_{i}_down")
         for i in range(4)
@@ -97,7 +104,13 @@ CABINETRY_NAMES = {
 }
 
 
-def config() -> ModelConfig:
+#: the template treatments of the AGC model (reanimate.statistics.treatments; the defaults:
+#: bins merged to <= 20 % MC uncertainty, pruning below 0.5 %, no significance test,
+#: staterror from 5 % relative MC uncertainty, empty variations dropped)
+TREATMENTS = Treatments()
+
+
+def config(treatments: Treatments = TREATMENTS) -> ModelConfig:
     return ModelConfig(
         measurement=MEASUREMENT,
         poi=POI,
@@ -106,6 +119,7 @@ def config() -> ModelConfig:
         data_process=DATA,
         normfactors=(NormFactor(POI, ("ttbar",), init=1.0, bounds=(0.0, 10.0)),),
         systematics=SYSTEMATICS,
+        treatments=treatments,
         labels=LABELS,
     )
 

@@ -1,12 +1,19 @@
 """Step program: the AGC HistFactory model as a pyhf workspace and an HS3 document.
 
     python -m reanimate.analyses.agc.steps.statmodel --histograms histograms.root
-        --workspace workspace.json --hs3 model.hs3.json
+        --workspace workspace.json --hs3 model.hs3.json [--report statmodel_report.json]
+        [--max_mc_rel_error 0.2] [--prune_norm 0.005] [--prune_shape 0.005]
+        [--shape_significance 0] [--staterror_threshold 0.05] [--smoothing true]
+        [--empty_variation drop|floor]
 
 Rebins the AGC histograms to the fit binning (11 x 40 GeV from 110 GeV), builds the model of
-docs/agc-analysis.md §10 (reanimate.analyses.agc.statmodel_config), checks that pyhf accepts it,
-and writes it twice: pyhf JSON and HS3 JSON (converted by reanimate.statistics.hs3, with the
-real bin edges). Same histograms, same bytes. User errors: one line on stderr, exit 2.
+docs/agc-analysis.md §10 (reanimate.analyses.agc.statmodel_config) with the template
+treatments of docs/statistics.md (bins merged where the MC is thin, empty variations, smoothing,
+pruning, staterror threshold; the defaults are the flags' defaults, 0 turns merging or the
+significance test off), checks that pyhf accepts it, and writes it twice: pyhf JSON and HS3
+JSON (converted by reanimate.statistics.hs3, with the real bin edges), plus the report of every
+treatment decision (`reanimate statmodel report`). Same histograms, same bytes. User errors: one
+line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reanimate.statistics.treatments import EMPTY_RULES
+from reanimate.statistics.treatments import Treatments as _Treatments
 from reanimate.steps.interface import Flag, Interface, program_main
+
+_T = _Treatments()
 
 INTERFACE = Interface(
     prog="python -m reanimate.analyses.agc.steps.statmodel",
@@ -23,6 +34,24 @@ INTERFACE = Interface(
         Flag("histograms", "file", "input", help="histograms.root of the AGC stage"),
         Flag("workspace", "file", "output", help="pyhf workspace (JSON)"),
         Flag("hs3", "file", "output", help="HS3 document (JSON)"),
+        Flag("report", "file", "output", default=None,
+             help="the treatment decisions (JSON; shown by `reanimate statmodel report`)"),
+        Flag("max_mc_rel_error", "float", "parameter", default=_T.max_mc_rel_error,
+             help="merge bins until each has at most this relative MC uncertainty (0: off)"),
+        Flag("prune_norm", "float", "parameter", default=_T.prune_norm,
+             help="drop a normsys whose effect is below this"),
+        Flag("prune_shape", "float", "parameter", default=_T.prune_shape,
+             help="drop a histosys whose largest bin change is below this"),
+        Flag("shape_significance", "float", "parameter", default=_T.shape_significance or 0.0,
+             help="drop a histosys whose chi2 p-value against the MC noise is above this "
+                  "(0: off)"),
+        Flag("staterror_threshold", "float", "parameter", default=_T.staterror_threshold,
+             help="staterror only for bins with at least this relative MC uncertainty"),
+        Flag("smoothing", "bool", "parameter", default=_T.smoothing,
+             help="smooth the systematics that ask for it (353H, twice)"),
+        Flag("empty_variation", "str", "parameter", default=_T.empty_variation,
+             choices=EMPTY_RULES, help="a variation without events: drop it, or floor its "
+                                       "normalisation"),
     ),
 )
 
@@ -31,26 +60,38 @@ def parser() -> argparse.ArgumentParser:
     return INTERFACE.parser()
 
 
-def build(histograms: str) -> tuple[dict, dict]:
-    """(pyhf workspace, HS3 document) of the AGC model from a histograms.root."""
+def treatments_of(args: argparse.Namespace) -> _Treatments:
+    """The treatments the flags ask for (0 turns bin merging or the significance test off)."""
+    return _Treatments(
+        max_mc_rel_error=args.max_mc_rel_error or None, prune_norm=args.prune_norm,
+        prune_shape=args.prune_shape, shape_significance=args.shape_significance or None,
+        staterror_threshold=args.staterror_threshold, smoothing=args.smoothing,
+        empty_variation=args.empty_variation,
+    )
+
+
+def build(histograms: str, treatments: _Treatments = _T) -> tuple[dict, dict, dict]:
+    """(pyhf workspace, HS3 document, treatment report) of the AGC model from histograms.root."""
     from reanimate.analyses.agc import histfile, statmodel_config
     from reanimate.statistics import histfactory, hs3
 
-    config = statmodel_config.config()
-    workspace = histfactory.build_workspace(
+    config = statmodel_config.config(treatments)
+    workspace, report = histfactory.build_model(
         config, histfile.lookup(histfile.read_histograms(histograms))
     )
     histfactory.validate(workspace)
-    edges = {ch.name: list(ch.edges) for ch in config.channels}
-    return workspace, hs3.pyhf_to_hs3(workspace, axes=edges)
+    edges = {ch["name"]: ch["edges"] for ch in report["channels"]}
+    return workspace, hs3.pyhf_to_hs3(workspace, axes=edges), report
 
 
 def run(args: argparse.Namespace) -> None:
     from reanimate.statistics import jsonio
 
-    workspace, doc = build(args.histograms)
+    workspace, doc, report = build(args.histograms, treatments_of(args))
     jsonio.write(args.workspace, workspace)
     jsonio.write(args.hs3, doc)
+    if args.report:
+        jsonio.write(args.report, report)
 
 
 def main(argv: list[str] | None = None) -> int:
