@@ -6,6 +6,7 @@ tested in test_stat_treatments.py."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -147,3 +148,34 @@ def test_user_errors_are_one_line_exit_2(tmp_path, content, message):
 def test_unknown_flag_is_exit_2(tmp_path):
     proc = step("--histogram", "x")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_statmodel_report_command(built, tmp_path):
+    from conftest import run_cli
+
+    tmp, _ = built
+    treated = tmp_path / "treated"
+    treated.mkdir()
+    hists = agc_histograms()
+    hists["4j2b_single_top_s_chan_pt_scale_up"] = tuple(np.zeros_like(h)
+                                                         for h in hists["4j2b_single_top_s_chan"])
+    proc = step("--histograms", write_histograms(tmp_path / "h.root", hists), "--workspace",
+                treated / "w.json", "--hs3", treated / "m.json", "--report",
+                treated / "statmodel_report.json")
+    assert proc.returncode == 0, proc.stderr
+    wide = subprocess.run([sys.executable, "-m", "reanimate.cli", "statmodel", "report",
+                           str(tmp_path), "--changed"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "250"}, check=True)
+    shown = wide.stdout
+    assert "single_top_s_chan" in shown and "jet_energy_scale" in shown
+    assert "dropped" in shown and "up factor 0" in shown  # the emptied variation, and why
+    assert "treatments: " in shown and "staterror_4j2b_SR" in shown
+    as_json = run_cli("statmodel", "report", treated / "statmodel_report.json", "--json",
+                      check=True).stdout
+    assert json.loads(as_json) == json.loads((treated / "statmodel_report.json").read_text())
+    missing = run_cli("statmodel", "report", tmp_path / "nowhere")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / "statmodel_report.json").write_text("{}")
+    two = run_cli("statmodel", "report", tmp_path)
+    assert two.returncode == 2 and "found 2" in two.stderr

@@ -18,12 +18,14 @@ from reanimate.cli.app import STATE, app, err
 from reanimate.cli.datasets import app as datasets_app
 from reanimate.cli.hs3 import app as hs3_app
 from reanimate.cli.model import app as model_app
+from reanimate.cli.statmodel import app as statmodel_app
 from reanimate.errors import ReanimateError, SpecError
 
 app.add_typer(agc_app, name="agc")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(hs3_app, name="hs3")
 app.add_typer(model_app, name="model")
+app.add_typer(statmodel_app, name="statmodel")
 
 
 def _one_line(text: str) -> str:

@@ -292,9 +292,13 @@ def treat_systematic(t: treatments.Treatments, syst: Systematic, nominal, up, do
     histosys templates = varied histograms rescaled to the nominal yield, a one-sided
     variation mirrored after normalisation (down = 2 nominal - up, lo = 2 - hi).
     """
-    values, variances = nominal
+    values, variances = nominal  # the nominal's negative bins are already floored
     total = float(np.sum(values))
     notes: list[str] = []
+    if np.any(up[0] < 0) or (down is not None and np.any(down[0] < 0)):
+        up = (np.clip(up[0], 0.0, None), up[1])
+        down = None if down is None else (np.clip(down[0], 0.0, None), down[1])
+        notes.append("floored")
     record = {"normsys": "kept", "histosys": "kept", "treatments": notes, "reason": None,
               "norm_effect": None, "shape_effect": None, "shape_p_value": None}
     hi = float(np.sum(up[0])) / total
@@ -326,7 +330,8 @@ def treat_systematic(t: treatments.Treatments, syst: Systematic, nominal, up, do
         down_shape = 2.0 * values - up_shape
     if np.any(up_shape < 0) or np.any(down_shape < 0):
         up_shape, down_shape = np.clip(up_shape, 0, None), np.clip(down_shape, 0, None)
-        notes.append("floored")
+        if "floored" not in notes:
+            notes.append("floored")
     norm_effect = max(abs(hi - 1.0), abs(lo - 1.0))
     shape = treatments.shape_effect(values, [up_shape, down_shape])
     p_values = [treatments.shape_p_value(values, variances, r, v if syst.independent else None)

@@ -78,27 +78,31 @@ class Treatments:
 
 
 def merged_edges(total: np.ndarray, variance: np.ndarray, edges, max_rel: float) -> list[float]:
-    """Edges (a subset of `edges`) such that every merged bin has sqrt(var)/total <= max_rel.
+    """Edges (a subset of `edges`) such that every merged bin has sqrt(var)/total <= max_rel
+    when that is possible at all (else one bin).
 
     Bins are accumulated from the upper end down; a bin closes as soon as it passes. What is
-    left at the lower end when the scan ends joins the lowest closed bin.
+    left at the lower end when the scan ends absorbs the closed bins above it, lowest first,
+    until it passes.
     """
+    def passes(t: float, v: float) -> bool:
+        return t > 0 and np.sqrt(v) <= max_rel * t
+
     edges = [float(e) for e in edges]
-    kept = [edges[-1]]
+    closed: list[tuple[float, float, float]] = []  # (lower edge, total, variance), top down
     acc_t = acc_v = 0.0
     for i in range(len(total) - 1, 0, -1):
         acc_t += float(total[i])
         acc_v += float(variance[i])
-        if acc_t > 0 and np.sqrt(acc_v) <= max_rel * acc_t:
-            kept.append(edges[i])
+        if passes(acc_t, acc_v):
+            closed.append((edges[i], acc_t, acc_v))
             acc_t = acc_v = 0.0
     acc_t += float(total[0])
     acc_v += float(variance[0])
-    passes = acc_t > 0 and np.sqrt(acc_v) <= max_rel * acc_t
-    if not passes and len(kept) > 1:
-        kept.pop()  # the remainder joins its upper neighbour
-    kept.append(edges[0])
-    return kept[::-1]
+    while closed and not passes(acc_t, acc_v):
+        _, t, v = closed.pop()
+        acc_t, acc_v = acc_t + t, acc_v + v
+    return [edges[0], *(edge for edge, _, _ in reversed(closed)), edges[-1]]
 
 
 # ---------------------------------------------------------------------------- smoothing

@@ -245,7 +245,9 @@ def data_model(channel_yields, edges: np.ndarray, stage: str, outdir: Path) -> l
     rax.set_ylim(0.5, 1.5)
     rax.set_ylabel("Data / Model")
     rax.set_xlabel(REGIONS[region][1])
-    ax.set_ylabel("Events / 40 GeV")
+    widths = np.diff(edges)
+    uniform = np.allclose(widths, widths[0])  # bins merged for MC statistics are not
+    ax.set_ylabel(f"Events / {widths[0]:g} GeV" if uniform else "Events / bin")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, 1.3 * float(max(np.max(total + unc), np.max(data))))
     ax.legend(title=f"{REGIONS[region][2]}, {stage}-fit", fontsize=14, title_fontsize=14)

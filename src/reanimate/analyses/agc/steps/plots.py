@@ -2,7 +2,7 @@
 
     python -m reanimate.analyses.agc.steps.plots --histograms histograms.root
         --workspace workspace.json --fit fit.json --plots plots/
-        [--histograms_ml histograms_ml.root]
+        [--histograms_ml histograms_ml.root] [--report statmodel_report.json]
 
 Writes into the directory --plots (created): stacked_4j1b (HT) and stacked_4j2b (m_bjj) with
 the pseudo-data; ttbar_btag_variations_4j1b; ttbar_jet_energy_variations_4j2b; ml_features
@@ -28,6 +28,9 @@ INTERFACE = Interface(
              help="histograms_ml.root of the AGC stage (the ML feature plots)"),
         Flag("workspace", "file", "input", help="pyhf workspace (JSON)"),
         Flag("fit", "file", "input", help="fit results (JSON) of the fit step"),
+        Flag("report", "file", "input", default=None,
+             help="statmodel_report.json: the channels' bin edges after merging (without it, "
+                  "the declared 11 x 40 GeV binning when it fits, else bin numbers)"),
         Flag("plots", "directory", "output", help="directory of the figures (created)"),
     ),
 )
@@ -48,6 +51,13 @@ def run(args: argparse.Namespace) -> list[str]:
     if not isinstance(fit, dict) or "parameters" not in fit or "correlation" not in fit:
         raise ReanimateError(f"{args.fit}: not fit results of the fit step")
     model, data = fitting.load_model(workspace)
+    channel_edges = {}
+    if args.report:
+        report = jsonio.read(args.report, "statmodel report")
+        try:
+            channel_edges = {c["name"]: np.asarray(c["edges"], float) for c in report["channels"]}
+        except (TypeError, KeyError) as exc:
+            raise ReanimateError(f"{args.report}: not a statmodel report ({exc})") from None
     outdir = Path(args.plots)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -64,7 +74,9 @@ def run(args: argparse.Namespace) -> list[str]:
                                ("post", yields.postfit(model, data, fit))):
         for ch in per_channel:
             n = len(ch.total)
-            edges = np.asarray(FIT_EDGES) if n == len(FIT_EDGES) - 1 else np.arange(n + 1.0)
+            edges = channel_edges.get(ch.channel)
+            if edges is None or len(edges) != n + 1:
+                edges = np.asarray(FIT_EDGES) if n == len(FIT_EDGES) - 1 else np.arange(n + 1.0)
             written += plotting.data_model(ch, edges, stage, outdir)
     return written
 
