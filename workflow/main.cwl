@@ -35,6 +35,9 @@ outputs:
   statmodel__hs3:
     type: File
     outputSource: statmodel/hs3
+  statmodel__report:
+    type: File
+    outputSource: statmodel/report
   fit__results:
     type: File
     outputSource: fit/results
@@ -91,6 +94,7 @@ steps:
     out:
     - workspace
     - hs3
+    - report
   fit:
     run: steps/fit.cwl
     in:
@@ -105,6 +109,7 @@ steps:
       histograms: histograms/histograms
       histograms_ml: histograms/histograms_ml
       workspace: statmodel/workspace
+      report: statmodel/report
       fit: fit/results
     out:
     - plots

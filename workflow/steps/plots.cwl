@@ -13,7 +13,7 @@ baseCommand:
 arguments:
 - prefix: --plots
   valueFrom: plots
-  position: 5
+  position: 6
 inputs:
   histograms:
     type: File
@@ -30,11 +30,16 @@ inputs:
     inputBinding:
       prefix: --workspace
       position: 3
+  report:
+    type: File
+    inputBinding:
+      prefix: --report
+      position: 4
   fit:
     type: File
     inputBinding:
       prefix: --fit
-      position: 4
+      position: 5
 outputs:
   plots:
     type: Directory

@@ -13,6 +13,7 @@ Feature: agc-ttbar reproduces its preserved outputs
     And the workspace should include "outputs/histograms_ml.root"
     And the workspace should include "outputs/workspace.json"
     And the workspace should include "outputs/agc-ttbar.hs3.json"
+    And the workspace should include "outputs/statmodel_report.json"
     And the workspace should include "outputs/fit_results.json"
     And the workspace should include "outputs/samples"
     And the workspace should include "outputs/plots"
