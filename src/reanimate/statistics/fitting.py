@@ -25,6 +25,8 @@ DEFAULT_TOLERANCE = 1e-3  # Minuit EDM goal = 0.002 * tolerance (we minimise 2 N
 _WALL = 1e12  # 2 NLL returned where an expected yield is negative
 BOUND_FRACTION = 1e-4  # a parameter within this fraction of its range of a bound is at it
 POI_STARTS = (0.5, 2.0)  # retries start the POI at these multiples of its initial value
+CALLS_PER_PARAMETER = 150  # MIGRAD calls per iteration (3 per attempt): 150 x free parameters
+TOTAL_CALLS_PER_PARAMETER = 1000  # no new attempt once all attempts used this many
 
 
 @dataclass
@@ -82,11 +84,13 @@ def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_
     The objective is pyhf's -2 log L (numpy backend, float64); with `physical=True` it is
     walled off (a huge value) where an expected yield would be negative, where pyhf's Poisson
     term is unbounded for bins with no data. Step sizes and limits are pyhf's. Attempts, at
-    most four: MIGRAD at `strategy` from the start; while the minimum is not valid, MIGRAD at
-    strategy 2 from where it stopped, then from the start with the POI at 0.5x and 2x its
-    initial value; the lowest valid minimum wins. The result says whether the fit converged
-    (valid minimum, EDM below the goal, a positive-definite covariance, no nuisance parameter
-    at a bound) and, if not, why.
+    most four, each MIGRAD then HESSE: at `strategy` from the start; while the result is not
+    clean (valid minimum, a covariance not forced positive-definite, no nuisance parameter at a
+    bound), at strategy 2 from where it stopped, then from the start with the POI at 0.5x and
+    2x its initial value. Each has a call budget (CALLS_PER_PARAMETER, at most 3 of iminuit's
+    own iterations), and no attempt starts once TOTAL_CALLS_PER_PARAMETER is spent, so that a
+    fit that runs away fails in seconds; the best wins (clean, then valid, then lowest). The
+    result says whether the fit converged (clean, as above) and, if not, why.
     """
     import pyhf
     from iminuit import Minuit
@@ -130,15 +134,22 @@ def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_
                 lo, hi = bounds[poi]
                 moved[poi] = float(np.clip(start[poi] * factor, lo, hi))
                 plan.append((2, f"poi x{factor:g}", moved))
+
     def score(m) -> tuple:  # a clean minimum, then a valid one, then the lowest
-        clean = m.valid and not _nuisance_at_bound(np.asarray(m.values), bounds, fixed, poi)
+        clean = (m.valid and _covariance_quality(m) in ("accurate", "approximate")
+                 and not _nuisance_at_bound(np.asarray(m.values), bounds, fixed, poi))
         return (clean, bool(m.valid), -float(m.fval))
 
     attempts: list[Attempt] = []
     best = last = None
+    free = len(fixed) - sum(fixed)
     for strat, label, values in plan:
+        if sum(a.nfcn for a in attempts) > max(10000, TOTAL_CALLS_PER_PARAMETER * free):
+            break
         m = minimiser(np.asarray(last.values) if values is None else values, strat)
-        m.migrad()
+        m.migrad(ncall=max(2000, CALLS_PER_PARAMETER * free), iterate=3)
+        if m.valid and np.isfinite(m.fval):
+            m.hesse()  # a covariance forced positive-definite is a reason to try again
         attempts.append(Attempt(strat, label, bool(m.valid), float(m.fmin.edm),
                                 float(m.fval), int(m.nfcn)))
         last = m
@@ -148,7 +159,8 @@ def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_
             break
     if best is None or not np.isfinite(best.fval):
         raise ReanimateError("the fit failed: the likelihood is not finite at the minimum")
-    best.hesse()
+    if best.covariance is None or not best.valid:
+        best.hesse()
     minos_result = None
     if minos and poi is not None and not fixed[poi]:
         try:
@@ -159,6 +171,15 @@ def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_
         except RuntimeError as exc:  # iminuit refuses MINOS on an invalid minimum
             minos_result = {"lower": None, "upper": None, "valid": False, "note": str(exc)}
     return _result(best, bounds, fixed, labels, poi, attempts, minos_result)
+
+
+def _covariance_quality(m) -> str:
+    fmin = m.fmin
+    if m.covariance is None or fmin is None or fmin.hesse_failed:
+        return "failed"
+    if fmin.has_made_posdef_covar:
+        return "made positive definite"
+    return "accurate" if fmin.has_accurate_covar else "approximate"
 
 
 def _strategy(m) -> int:
@@ -181,14 +202,7 @@ def _result(m, bounds, fixed, labels, poi, attempts, minos_result) -> FitResult:
         corr = np.where(np.outer(err, err) > 0, cov / np.outer(err, err), 0.0)
     np.fill_diagonal(corr, [1.0 if e > 0 else 0.0 for e in err])
     fmin = m.fmin
-    if m.covariance is None or fmin.hesse_failed:
-        covariance = "failed"
-    elif fmin.has_made_posdef_covar:
-        covariance = "made positive definite"
-    elif not fmin.has_accurate_covar:
-        covariance = "approximate"
-    else:
-        covariance = "accurate"
+    covariance = _covariance_quality(m)
     values = np.asarray(m.values, dtype=float)
     at_bounds = []
     for i, (lo, hi) in enumerate(bounds):
