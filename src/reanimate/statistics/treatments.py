@@ -34,9 +34,12 @@ records each decision.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: `reanimate validate` imports this
+    import numpy as np
 
 EMPTY_RULES = ("drop", "floor")
 
@@ -61,7 +64,7 @@ class Treatments:
         for name in ("max_mc_rel_error", "prune_norm", "prune_shape", "shape_significance",
                      "staterror_threshold", "norm_floor"):
             value = getattr(self, name)
-            if value is not None and not (np.isfinite(value) and value >= 0):
+            if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ReanimateError(f"{name} must be a non-negative number, not {value!r}")
 
     @classmethod
@@ -86,7 +89,7 @@ def merged_edges(total: np.ndarray, variance: np.ndarray, edges, max_rel: float)
     until it passes.
     """
     def passes(t: float, v: float) -> bool:
-        return t > 0 and np.sqrt(v) <= max_rel * t
+        return t > 0 and math.sqrt(v) <= max_rel * t
 
     edges = [float(e) for e in edges]
     closed: list[tuple[float, float, float]] = []  # (lower edge, total, variance), top down
@@ -109,6 +112,8 @@ def merged_edges(total: np.ndarray, variance: np.ndarray, edges, max_rel: float)
 
 
 def _median3(y: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     out = y.copy()
     out[1:-1] = np.median(np.stack([y[:-2], y[1:-1], y[2:]]), axis=0)
     # Tukey's end-point rule: the end value against its neighbour's linear extrapolation
@@ -118,6 +123,8 @@ def _median3(y: np.ndarray) -> np.ndarray:
 
 
 def _median5(y: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     out = y.copy()
     if len(y) >= 5:
         out[2:-2] = np.median(np.stack([y[:-4], y[1:-3], y[2:-2], y[3:-1], y[4:]]), axis=0)
@@ -141,6 +148,8 @@ def smooth_353h_twice(values) -> np.ndarray:
 
     Linear sequences come back unchanged; fewer than 3 values are returned as they are.
     """
+    import numpy as np
+
     y = np.asarray(values, dtype=float)
     if len(y) < 3:
         return y.copy()
@@ -170,6 +179,8 @@ def smooth_shape(nominal: np.ndarray, shape: np.ndarray) -> np.ndarray:
 
 def shape_effect(nominal: np.ndarray, shapes: list[np.ndarray]) -> float:
     """The largest relative bin change |shape / nominal - 1| over the given shapes."""
+    import numpy as np
+
     ok = nominal > 0
     if not ok.any():
         return 0.0
@@ -182,6 +193,7 @@ def shape_p_value(nominal: np.ndarray, nominal_var: np.ndarray, shape: np.ndarra
 
     chi2 = sum over bins with MC of (shape - nominal)^2 / (var_nominal [+ var_shape]).
     """
+    import numpy as np
     from scipy.stats import chi2
 
     sigma2 = nominal_var + (0.0 if shape_var is None else shape_var)
@@ -198,8 +210,8 @@ def staterror_bins(total: np.ndarray, variance: np.ndarray, threshold: float) ->
     for t, v in zip(total, variance, strict=True):
         if t <= 0 or v <= 0:
             out.append("no MC in the bin" if t <= 0 else "no MC uncertainty")
-        elif np.sqrt(v) / t < threshold:
-            out.append(f"relative MC uncertainty {np.sqrt(v) / t:.2%} < {threshold:.2%}")
+        elif math.sqrt(v) / t < threshold:
+            out.append(f"relative MC uncertainty {math.sqrt(v) / t:.2%} < {threshold:.2%}")
         else:
             out.append(None)
     return out
