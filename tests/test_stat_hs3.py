@@ -236,3 +236,21 @@ def test_pyhs3_nll_equals_pyhf_on_agc_model(agc, tmp_path):
     expected, points = pyhf_points(workspace, doc)
     got = pyhs3_nll(doc, points, tmp_path, timeout=1800)
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=0)
+
+
+def test_staterror_bin_without_uncertainty_round_trips_and_evaluates_like_pyhf(tmp_path):
+    """A bin below the staterror threshold has zero uncertainty in every sample: pyhf fixes
+    its parameter; the HS3 document must not carry a zero-width constraint (pyhs3 gave -inf)."""
+    ws = small_workspace()
+    for channel in ws["channels"][:1]:
+        for sample in channel["samples"]:
+            for mod in sample["modifiers"]:
+                if mod["type"] == "staterror":
+                    mod["data"][0] = 0.0
+    doc = pyhf_to_hs3(ws)
+    zero = doc["misc"]["pyhf"]["staterror_zero_bins"]
+    assert zero == {ws["channels"][0]["name"]: [0]}
+    assert canonical(hs3_to_pyhf(doc)) == canonical(ws)
+    expected, points = pyhf_points(ws, doc)
+    got = pyhs3_nll(doc, points, tmp_path)
+    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=0)

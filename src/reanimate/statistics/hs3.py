@@ -11,6 +11,9 @@ Modifiers are written as ROOT and pyhs3 read them:
   code4 / code4p, are what ROOT and pyhs3 assume);
 * staterror: per-bin `parameters`, `"constraint": "Gauss"` (pyhf's; ROOT defaults to Poisson);
   the per-sample uncertainties of pyhf's `data` go to the sample's `data.errors`, as HS3 wants;
+  a bin without uncertainty (pyhf fixes its parameter at 1, with a unit-width constraint) is
+  written with relative uncertainty 1 and a const parameter, as pyhf evaluates it, and listed
+  in `misc.pyhf.staterror_zero_bins` so that HS3 -> pyhf restores the zeros;
 * shapefactor: per-bin `parameters`;
 * shapesys: per-bin `parameters`, `"constraint": "Poisson"`, `data.vals` = the **absolute**
   per-bin uncertainties of the sample, exactly pyhf's `data` and what pyhs3 reads (tau =
@@ -111,6 +114,9 @@ def pyhf_to_hs3(workspace: dict, axes: dict[str, list[float]] | None = None) -> 
                          "parameters_of_interest": [names.param(cfg["poi"])], "init": f"{m}_init"})
         measurements.append(_measurement_misc(m, cfg, kinds))
     misc = {"version": workspace["version"], "measurements": measurements}
+    zero_stat = {c["_pyhf_name"]: c["_zero_stat_bins"] for c in channels if c["_zero_stat_bins"]}
+    if zero_stat:
+        misc["staterror_zero_bins"] = zero_stat
     if names.changed_params:
         misc["parameter_names"] = dict(sorted(names.changed_params.items()))
     if names.changed_channels:
@@ -187,8 +193,25 @@ def _channel(channel: dict, names: _Names) -> dict:
         for mod in s["modifiers"]:
             mods.append(_modifier(mod, len(s["data"]), names))
         samples.append({"name": s["name"], "data": data, "modifiers": mods})
+    zero_bins = _fill_zero_staterror_bins(samples)
     return {"name": f"model_{names.channel(channel['name'])}", "samples": samples,
-            "_pyhf_name": channel["name"]}
+            "_pyhf_name": channel["name"], "_zero_stat_bins": zero_bins}
+
+
+def _fill_zero_staterror_bins(samples: list[dict]) -> list[int]:
+    """Bins whose staterror uncertainty is zero in every sample: pyhf fixes their parameter at
+    1 with a unit-width constraint, an HS3 reader would build a zero-width Gaussian (an infinite
+    likelihood). Write them as pyhf evaluates them: relative uncertainty 1 (the whole error on
+    the first sample with a staterror) and, in the parameter point, const. Returns the bins."""
+    with_stat = [s for s in samples if "errors" in s["data"]]
+    if not with_stat:
+        return []
+    nbins = len(with_stat[0]["data"]["errors"])
+    zero = [b for b in range(nbins) if all(s["data"]["errors"][b] == 0 for s in with_stat)]
+    for b in zero:
+        with_stat[0]["data"]["errors"][b] = float(sum(s["data"]["contents"][b]
+                                                      for s in with_stat)) or 1.0
+    return zero
 
 
 def _modifier(mod: dict, nbins: int, names: _Names) -> dict:
@@ -285,8 +308,13 @@ def _hs3_to_pyhf(doc: dict) -> dict:
             )
         safe = dist_name.removeprefix("model_")
         cname = channel_names.get(safe, safe)
-        channels.append({"name": cname, "samples": [
-            _pyhf_sample(dist_name, s, param_names, lumi) for s in dist["samples"]]})
+        samples = [_pyhf_sample(dist_name, s, param_names, lumi) for s in dist["samples"]]
+        for b in misc.get("staterror_zero_bins", {}).get(cname, []):
+            for sample in samples:  # back to pyhf's zero uncertainty (a fixed parameter)
+                for mod in sample["modifiers"]:
+                    if mod["type"] == "staterror":
+                        mod["data"][b] = 0.0
+        channels.append({"name": cname, "samples": samples})
         datum = _get(data_by_name, data_name, "data")
         observations.append({"name": cname, "data": list(datum["contents"])})
     measurements = [_measurement(a, doc, likelihoods, by_name, misc, param_names)
