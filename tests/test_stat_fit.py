@@ -117,3 +117,17 @@ def test_user_errors(tmp_path, content, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "fit.json").exists()
+
+
+def test_minos_gives_asymmetric_errors_around_hesse(workspace, tmp_path):
+    path, _ = workspace
+    proc = step("--workspace", path, "--results", tmp_path / "fit.json", "--significance",
+                "false", "--minos", "true")
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    minos, error = fit["poi"]["minos"], fit["poi"]["error"]
+    assert minos["valid"] and minos["lower"] < 0 < minos["upper"]
+    assert abs(minos["lower"]) == pytest.approx(error, rel=0.3)
+    assert minos["upper"] == pytest.approx(error, rel=0.3)
+    assert fit["status"]["reason"] is None and fit["status"]["covariance"] == "accurate"
+    assert fit["status"]["attempts"][0]["start"] == "initial"
