@@ -158,11 +158,6 @@ def build_model(config: ModelConfig, lookup: Lookup) -> tuple[dict, dict]:
     return workspace, report
 
 
-def build_workspace(config: ModelConfig, lookup: Lookup) -> dict:
-    """The pyhf workspace of `config` (build_model without the report)."""
-    return build_model(config, lookup)[0]
-
-
 def _known_variations(config: ModelConfig, lookup: Lookup) -> set[str]:
     """Variation names with a histogram somewhere: a variation missing for one sample in one
     channel lost all its events there (only non-empty histograms are stored); one missing

@@ -37,7 +37,7 @@ def read_histograms(path: str | Path) -> dict[str, Hist]:
 
 
 def lookup(hists: dict[str, Hist]):
-    """The `lookup(region, process, variation)` that histfactory.build_workspace wants."""
+    """The `lookup(region, process, variation)` that histfactory.build_model wants."""
 
     def find(region: str, process: str, variation: str | None) -> Hist | None:
         name = f"{region}_{process}" + (f"_{variation}" if variation else "")

@@ -65,24 +65,6 @@ SYSTEMATICS = (
     Systematic("luminosity", hi=1.03, lo=0.97),
 )
 
-LABELS = {
-    "ttbar": r"$t\bar{t}$",
-    "wjets": "W+jets",
-    "single_top_s_chan": "single top, s-channel",
-    "single_top_t_chan": "single top, t-channel",
-    "single_top_tW": "tW",
-    "ttbar_norm": r"$t\bar{t}$ normalisation",
-    "ME_variation": "ME variation",
-    "PS_variation": "PS variation",
-    "ttbar_scale": "ttbar scale variations",
-    "jet_energy_scale": "Jet energy scale",
-    "jet_energy_resolution": "Jet energy resolution",
-    **{f"btag_np_{i}": f"b-tag NP {i}" for i in range(1, 5)},
-    "wjets_scale": "W+jets scale variations",
-    "luminosity": "Luminosity",
-    **{ch: label for ch, _, label in REGIONS.values()},
-}
-
 #: the names the AGC reference (cabinetry) gives to the same things
 CABINETRY_NAMES = {
     "4j1b_CR": "4j1b CR",
@@ -101,6 +83,13 @@ CABINETRY_NAMES = {
     "wjets_scale": "W+jets scale variations",
     "luminosity": "Luminosity",
     "ttbar_norm": "ttbar_norm",
+}
+
+#: plot labels: the reference's names (the channels' are REGIONS' labels), with ttbar typeset
+LABELS = {
+    **CABINETRY_NAMES,
+    "ttbar": r"$t\bar{t}$",
+    "ttbar_norm": r"$t\bar{t}$ normalisation",
 }
 
 
