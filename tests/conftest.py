@@ -52,3 +52,14 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def docker_daemon():
+    """A real Docker daemon, started by the test set-up when none is running."""
+    from docker_helpers import ensure_dockerd
+
+    ensure_dockerd()
+    from reanimate.containers.daemon import docker_client
+
+    return docker_client()

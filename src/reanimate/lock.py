@@ -1,4 +1,4 @@
-"""SPEC.lock.json: the sha256 of every input file a spec reads, model pins, and verification.
+"""SPEC.lock.json: the sha256 of every input file a spec reads, model pins, image digests.
 
 The lock is read once per command (read_lock) and handed to the plan; nothing else opens it.
 """
@@ -6,7 +6,8 @@ The lock is read once per command (read_lock) and handed to the plan; nothing el
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reanimate.atomic import write_text
@@ -15,6 +16,7 @@ from reanimate.hashing import HashMemo
 from reanimate.urls import is_remote
 
 LOCK_VERSION = 1
+IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,17 @@ class InputFile:
 
 @dataclass(frozen=True)
 class Lock:
-    """SPEC.lock.json as read once: input digests (None: no lock file) and model pins."""
+    """SPEC.lock.json as read once: input digests (None: no lock file), model pins, images.
+
+    ``images`` maps a container name of the spec to what `reanimate containers build` recorded:
+    ``{"image": TAG, "id": "sha256:...", ...}`` and, once pushed, ``"pushed": {REPOSITORY:
+    "sha256:MANIFEST"}`` (see :func:`image_by_digest`).
+    """
 
     path: Path
     files: dict[str, dict] | None
     models: dict[str, dict]
+    images: dict[str, dict] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -55,6 +63,10 @@ def read_lock(spec_path: Path) -> Lock:
     try:
         payload = json.loads(path.read_text())
         files, models = dict(payload["files"]), dict(payload.get("models", {}))
+        images = dict(payload.get("images", {}))
+        for name, entry in images.items():
+            if not (isinstance(entry, dict) and IMAGE_ID.fullmatch(str(entry.get("id", "")))):
+                raise ValueError(f"images.{name} has no id of the form sha256:<64 hex digits>")
         for key, entry in files.items():
             if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)):
                 raise ValueError(f"files.{key} is not an object with a sha256")
@@ -65,7 +77,7 @@ def read_lock(spec_path: Path) -> Lock:
         raise ReanimateError(
             f"{path}: not a valid lock file ({exc}); rerun reanimate lock"
         ) from None
-    return Lock(path, files, models)
+    return Lock(path, files, models, images)
 
 
 def external_input(base_dir: Path, key: str, sha: str | None = None) -> InputFile:
@@ -87,9 +99,11 @@ def write_lock(inputs: dict[str, InputFile], spec_path: Path,
         files[key] = {"sha256": memo.sha256(item.path), "size": item.path.stat().st_size}
     path = lock_path(spec_path)
     payload = {"lock_version": LOCK_VERSION, "spec": spec_path.name, "files": files}
-    models = read_lock(spec_path).models
-    if models:
-        payload["models"] = models
+    previous = read_lock(spec_path)
+    if previous.models:
+        payload["models"] = previous.models
+    if previous.images:
+        payload["images"] = previous.images
     write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path, len(files)
 
@@ -147,3 +161,28 @@ def verified_pin_outputs(base_dir: Path, step: str, pin: dict,
             )
         out[output] = (file, actual)
     return out
+
+
+# -- container images: what `reanimate containers build` made, and where it was pushed -------
+def write_images(spec_path: Path, images: dict[str, dict]) -> Path:
+    """Record (replace) the given image entries in the lock, keeping everything else there."""
+    path = lock_path(spec_path)
+    payload = {"lock_version": LOCK_VERSION, "spec": spec_path.name, "files": {}}
+    if path.exists():
+        payload = json.loads(path.read_text())
+    payload.setdefault("images", {}).update(images)
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def image_by_digest(entry: dict) -> str | None:
+    """``REPOSITORY@sha256:MANIFEST`` of a pushed image (the latest push), else None.
+
+    A local build has only its image id (the digest of its configuration), which a registry
+    cannot serve; exports reference an image by digest once it is pushed.
+    """
+    pushed = entry.get("pushed") or {}
+    if not pushed:
+        return None
+    repository = entry.get("pushed_last") or sorted(pushed)[0]
+    return f"{repository}@{pushed[repository]}"
