@@ -148,6 +148,7 @@ def run_step(workdir: Path, samples: Path, monkeypatch, tracking_uri: str | None
         monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     else:
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("REANIMATE_STEP_FACTS", str(workdir / "facts.json"))
     rc = train.main(
         [
             "--samples",
@@ -162,7 +163,11 @@ def run_step(workdir: Path, samples: Path, monkeypatch, tracking_uri: str | None
         ]
     )
     assert rc == 0
-    return json.loads((workdir / "metrics.json").read_text())
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert "run_id" not in json.dumps(metrics)  # run identifiers are provenance, not output
+    facts = json.loads((workdir / "facts.json").read_text())["mlflow"]
+    assert len(facts["run_id"]) == 32
+    return {**metrics, "run": facts}
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +184,7 @@ def test_embedded_default_tracks_inside_the_working_directory(embedded):
     assert metrics["mlflow"]["embedded"] is True
     assert metrics["mlflow"]["tracking_uri"] == "sqlite:///mlruns.db"
     pin = metrics["pin"]
-    assert pin["name"] == NAME and pin["version"] == "1"
+    assert pin["name"] == NAME and metrics["run"]["version"] == "1"
     for role in ("model_even", "model_odd"):
         assert pin["files"][role]["sha256"] == pinning.pin_entry(workdir / f"{role}.json")["sha256"]
     assert {
@@ -264,7 +269,7 @@ def test_server_run_registers_a_version_that_scores_like_the_pinned_file(
     assert not (tmp_path / "work" / "mlruns.db").exists()
     # deterministic: the same models as the embedded run, whatever the store
     assert metrics["pin"]["files"] == embedded[1]["pin"]["files"]
-    version = metrics["pin"]["version"]
+    version = metrics["run"]["version"]
     loaded = mlflow.xgboost.load_model(f"models:/{NAME}/{version}")
     pinned = pinning.load_booster(
         tmp_path / "work" / "model_even.json", metrics["pin"]["files"]["model_even"]["sha256"]
@@ -393,3 +398,12 @@ def test_model_pin_spec_replaces_training_and_refuses_tampering(server, tmp_path
         run_spec(load_spec(spec), tmp_path / "w3")
     message = str(info.value)
     assert pin["files"]["model_even"]["sha256"] in message and "found" in message
+
+
+def test_metrics_are_the_same_bytes_on_a_second_run(embedded, samples, monkeypatch):
+    """A rerun registers version 2 under a new run id, and writes the same metrics bytes."""
+    workdir, first = embedded
+    before = (workdir / "metrics.json").read_bytes()
+    second = run_step(workdir, samples, monkeypatch, None)
+    assert second["run"]["version"] == "2" and second["run"]["run_id"] != first["run"]["run_id"]
+    assert (workdir / "metrics.json").read_bytes() == before

@@ -9,9 +9,11 @@ Reads the ttbar nominal files of DIR/catalogue.json (at most --max_events events
 4j2b events, matches the leading four jets to the generator partons, trains one XGBoost model on
 even and one on odd event numbers (hyper-parameters from the grid) and writes both as XGBoost
 JSON, plus a metrics JSON (held-out accuracy, ROC AUC, fractions of jets / events correctly
-assigned and the random-choice fractions, the grid, the MLflow run and the registry pin).
-MLflow: $MLFLOW_TRACKING_URI, else an embedded SQLite store (mlruns.db, mlartifacts/) in the
-working directory. The model files are deterministic; the MLflow ids in the metrics are not.
+assigned and the random-choice fractions, the grid, the MLflow experiment and the model files'
+digests). MLflow: $MLFLOW_TRACKING_URI, else an embedded SQLite store (mlruns.db, mlartifacts/)
+in the working directory. Every output is deterministic: the identifiers of this MLflow run
+(run id, registered version, model URIs) are not outputs; they go to the run's provenance (the
+JSON file named by $REANIMATE_STEP_FACTS, which the local engine sets) and to stdout.
 User errors: one line on stderr, exit 2.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -107,7 +110,7 @@ def _finite(obj):
 
 
 def train_models(args: argparse.Namespace) -> dict:
-    """Train, write the models and the metrics; return the metrics document."""
+    """Train, write the models and the metrics; the metrics document with this run's ids."""
     from reanimate import atomic
     from reanimate.analyses.agc.ml import pinning, tracking, training
 
@@ -161,17 +164,30 @@ def train_models(args: argparse.Namespace) -> dict:
         },
         "grid": result.grid,
         "events": result.counts,
-        "mlflow": mlflow_info,
+        "mlflow": {k: mlflow_info[k] for k in ("tracking_uri", "embedded", "experiment",
+                                                "registered_model")},
         "pin": {
             "name": mlflow_info["registered_model"],
-            "version": mlflow_info["version"],
-            "files": {role: {"path": str(p), "sha256": sha256[role]} for role, p in paths.items()},
+            "files": {role: {"path": p.name, "sha256": sha256[role]} for role, p in paths.items()},
         },
     }
     atomic.write_text(
         args.metrics, json.dumps(_finite(doc), indent=2, sort_keys=True, allow_nan=False) + "\n"
     )
-    return doc
+    run_facts = {"mlflow": {k: mlflow_info[k] for k in ("run_id", "version", "model_uris")}}
+    _record_facts(run_facts)
+    return {**doc, "run": run_facts["mlflow"]}
+
+
+def _record_facts(facts: dict) -> None:
+    """This run's identifiers: to the engine's facts file (provenance) and to stdout."""
+    text = json.dumps(facts, sort_keys=True)
+    print(text, flush=True)
+    target = os.environ.get("REANIMATE_STEP_FACTS")
+    if target:
+        from reanimate import atomic
+
+        atomic.write_text(target, text + "\n")
 
 
 def run(args: argparse.Namespace) -> str:
@@ -180,7 +196,7 @@ def run(args: argparse.Namespace) -> str:
         f"events fully correct {doc['fraction_events_correct']:.3f} "
         f"(random {doc['random_fraction_events_correct']:.3f}), jets correct "
         f"{doc['fraction_jets_correct']:.3f}, ROC AUC {doc['roc_auc']:.3f}; "
-        f"registered {doc['pin']['name']} version {doc['pin']['version']}"
+        f"registered {doc['pin']['name']} version {doc['run']['version']}"
     )
 
 
