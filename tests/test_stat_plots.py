@@ -63,3 +63,31 @@ def test_without_ml_and_with_bad_fit_file(inputs, tmp_path):
                 "--plots", tmp_path / "p")
     assert proc.returncode == 2 and "not fit results" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("origin,says_cms", [("generated", False), ("cms-open-data", True)])
+def test_figures_say_cms_open_data_only_for_the_real_files(origin, says_cms):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+    from matplotlib.text import Text
+
+    from reanimate.analyses.agc import plotting
+
+    fig, ax = plt.subplots()
+    plotting._label(hep, ax, origin)
+    texts = " | ".join(t.get_text() for t in fig.findobj(Text))
+    plt.close(fig)
+    assert ("CMS" in texts and "Open Data" in texts) == says_cms, texts
+    if not says_cms:
+        assert "generated" in texts and "pseudo-data" in texts
+
+
+def test_an_unknown_origin_is_refused(inputs, tmp_path):
+    proc = step("--histograms", inputs / "histograms.root", "--workspace",
+                inputs / "workspace.json", "--fit", inputs / "fit.json", "--origin", "lhc",
+                "--plots", tmp_path / "plots")
+    assert proc.returncode == 2 and "--origin" in proc.stderr
+    assert proc.stderr.count("\n") <= 2

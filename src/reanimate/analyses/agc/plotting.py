@@ -63,8 +63,21 @@ def save(fig, outdir: Path, name: str) -> list[str]:
     return [f"{name}.png", f"{name}.pdf"]
 
 
-def _label(hep, ax, **kwargs) -> None:
-    hep.cms.label("Open Data", data=True, lumi=LUMI, com=13, ax=ax, fontsize=18, **kwargs)
+#: What the figures say the inputs are (the plots step's --origin).
+ORIGINS = ("generated", "cms-open-data")
+
+
+def _label(hep, ax, origin: str) -> None:
+    """The experiment label: CMS Open Data only for the real files, never for generated ones."""
+    if origin == "cms-open-data":
+        hep.cms.label("Open Data", data=True, lumi=LUMI, com=13, ax=ax, fontsize=18)
+        return
+    if origin != "generated":
+        raise ValueError(f"origin {origin!r} is not one of {ORIGINS}")
+    ax.text(0.0, 1.01, "AGC-like generated samples", transform=ax.transAxes, ha="left",
+            va="bottom", fontsize=16, fontweight="bold")
+    ax.text(1.0, 1.01, f"pseudo-data, {LUMI} fb$^{{-1}}$ equivalent (13 TeV)",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=13)
 
 
 def _stack(hep, ax, edges, contents: dict[str, np.ndarray]) -> None:
@@ -81,7 +94,7 @@ def _data(ax, edges, values: np.ndarray, label: str = "Pseudo-data") -> None:
                 markersize=4, label=label)
 
 
-def stacked(hists: dict, region: str, outdir: Path) -> list[str]:
+def stacked(hists: dict, region: str, outdir: Path, origin: str = "generated") -> list[str]:
     """Nominal processes stacked with the pseudo-data, full 25-bin range."""
     plt, hep = _plt()
     fig, ax = plt.subplots(figsize=(10, 8))
@@ -95,12 +108,12 @@ def stacked(hists: dict, region: str, outdir: Path) -> list[str]:
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, None)
     ax.legend(title=REGIONS[region][2], fontsize=14, title_fontsize=14)
-    _label(hep, ax)
+    _label(hep, ax, origin)
     return save(fig, outdir, f"stacked_{region}")
 
 
 def variations(hists: dict, region: str, names: list[tuple[str, str]], stem: str,
-               outdir: Path) -> list[str]:
+               outdir: Path, origin: str = "generated") -> list[str]:
     """ttbar nominal and some of its variations as lines, with a ratio-to-nominal panel."""
     plt, hep = _plt()
     fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True,
@@ -134,19 +147,20 @@ def variations(hists: dict, region: str, names: list[tuple[str, str]], stem: str
     ax.set_ylim(0, None)
     ax.legend(title=f"{LABELS['ttbar']}, {REGIONS[region][2]}", fontsize=13, ncol=2,
               title_fontsize=14)
-    _label(hep, ax)
+    _label(hep, ax, origin)
     return save(fig, outdir, stem)
 
 
-def btag_variations(hists: dict, outdir: Path) -> list[str]:
+def btag_variations(hists: dict, outdir: Path, origin: str = "generated") -> list[str]:
     names = [(f"btag_var_{i}_{d}", f"b-tag NP {i + 1} {d}") for i in range(4)
              for d in ("up", "down")]
-    return variations(hists, "4j1b", names, "ttbar_btag_variations_4j1b", outdir)
+    return variations(hists, "4j1b", names, "ttbar_btag_variations_4j1b", outdir, origin)
 
 
-def jet_energy_variations(hists: dict, outdir: Path) -> list[str]:
+def jet_energy_variations(hists: dict, outdir: Path, origin: str = "generated") -> list[str]:
     names = [("pt_scale_up", "jet energy scale up"), ("pt_res_up", "jet energy resolution up")]
-    return variations(hists, "4j2b", names, "ttbar_jet_energy_variations_4j2b", outdir)
+    return variations(hists, "4j2b", names, "ttbar_jet_energy_variations_4j2b", outdir,
+                      origin)
 
 
 _ML_NAME = re.compile(
@@ -220,7 +234,8 @@ def _steps(values: np.ndarray) -> np.ndarray:
     return np.append(values, values[-1])
 
 
-def data_model(channel_yields, edges: np.ndarray, stage: str, outdir: Path) -> list[str]:
+def data_model(channel_yields, edges: np.ndarray, stage: str, outdir: Path,
+               origin: str = "generated") -> list[str]:
     """Stacked model (pre- or post-fit) with data, uncertainty band and a data/model panel."""
     from reanimate.analyses.agc.statmodel_config import region_of_channel
 
@@ -251,5 +266,5 @@ def data_model(channel_yields, edges: np.ndarray, stage: str, outdir: Path) -> l
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, 1.3 * float(max(np.max(total + unc), np.max(data))))
     ax.legend(title=f"{REGIONS[region][2]}, {stage}-fit", fontsize=14, title_fontsize=14)
-    _label(hep, ax)
+    _label(hep, ax, origin)
     return save(fig, outdir, f"{stage}fit_{region}")

@@ -31,6 +31,10 @@ INTERFACE = Interface(
         Flag("report", "file", "input", default=None,
              help="statmodel_report.json: the channels' bin edges after merging (without it, "
                   "the declared 11 x 40 GeV binning when it fits, else bin numbers)"),
+        Flag("origin", "str", "parameter", default="generated",
+             choices=("generated", "cms-open-data"),
+             help="what the inputs are, for the figures' label: generated (AGC-like samples, "
+                  "labelled as such) or cms-open-data (the real CMS files: 'CMS Open Data')"),
         Flag("plots", "directory", "output", help="directory of the figures (created)"),
     ),
 )
@@ -64,9 +68,9 @@ def run(args: argparse.Namespace) -> list[str]:
     for region in ("4j1b", "4j2b"):
         if f"{region}_ttbar" not in hists:
             raise ReanimateError(f"{args.histograms}: histogram {region}_ttbar not found")
-        written += plotting.stacked(hists, region, outdir)
-    written += plotting.btag_variations(hists, outdir)
-    written += plotting.jet_energy_variations(hists, outdir)
+        written += plotting.stacked(hists, region, outdir, args.origin)
+    written += plotting.btag_variations(hists, outdir, args.origin)
+    written += plotting.jet_energy_variations(hists, outdir, args.origin)
     if ml is not None:
         written += plotting.ml_features(ml, outdir)
     written += plotting.pulls(fit, outdir)
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> list[str]:
             edges = channel_edges.get(ch.channel)
             if edges is None or len(edges) != n + 1:
                 edges = np.asarray(FIT_EDGES) if n == len(FIT_EDGES) - 1 else np.arange(n + 1.0)
-            written += plotting.data_model(ch, edges, stage, outdir)
+            written += plotting.data_model(ch, edges, stage, outdir, args.origin)
     return written
 
 
