@@ -8,7 +8,13 @@ REANA_VENV  := .venv-reana
 REANA_STAMP := $(REANA_VENV)/.installed-stamp
 WORKDIR ?= work
 
-.PHONY: run test test-slow lint bench clean .venv-reana
+.PHONY: run test test-slow lint bench clean .venv-reana system-packages
+
+# Debian packages the tests use for real: a Docker daemon (images, steps in containers),
+# debootstrap (the images' base file system), an XRootD and an nginx server (remote inputs),
+# a registry (pushes). Installed once, when a command is missing; servers are started by tests.
+SYSTEM_COMMANDS := dockerd:docker.io debootstrap:debootstrap xrootd:xrootd-server \
+                   docker-registry:docker-registry nginx:nginx-light
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +29,19 @@ $(REANA_STAMP): requirements/reana-client.txt
 
 .venv-reana: $(REANA_STAMP)
 
+system-packages:
+	@missing=""; for pair in $(SYSTEM_COMMANDS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || test -x /usr/sbin/$${pair%%:*} || \
+	    test -x /usr/bin/$${pair%%:*} || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
+	    >/dev/null; fi
+
 run: $(STAMP)
 	$(BIN)/reanimate run specs/agc-ttbar.yaml --workdir $(WORKDIR)
 
-test: $(STAMP) $(REANA_STAMP)
+test: $(STAMP) $(REANA_STAMP) system-packages
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

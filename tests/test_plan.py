@@ -39,14 +39,33 @@ def by_name(result: dict) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def flagship_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("plan") / "work"
-    report = run_spec(load_spec(FLAGSHIP), workdir)
+    """The flagship run with its training step (a copy of the spec without the committed lock,
+    which pins the training); the copy is WORKDIR/../agc-ttbar.yaml."""
+    root = tmp_path_factory.mktemp("plan")
+    shutil.copyfile(FLAGSHIP, root / FLAGSHIP.name)
+    workdir = root / "work"
+    report = run_spec(load_spec(root / FLAGSHIP.name), workdir)
     assert not report.failed, report.records
     return workdir
 
 
-def test_plan_after_a_run_says_every_step_is_cached(flagship_run):
+def training(workdir: Path) -> str:
+    return str(workdir.parent / FLAGSHIP.name)
+
+
+def test_the_committed_lock_pins_the_training_so_plan_says_pinned(flagship_run):
     result = plan_json(str(FLAGSHIP), "--workdir", str(flagship_run))
+    steps = by_name(result)
+    assert steps["train"]["status"] == "pinned", steps["train"]
+    # the pinned files are the ones this spec's own training makes, byte for byte
+    lock = json.loads((FLAGSHIP.parent / "agc-ttbar.lock.json").read_text())
+    for output, entry in lock["models"]["train"]["files"].items():
+        made = flagship_run / "results" / "train" / "models" / f"{output}.json"
+        assert made.read_bytes() == (FLAGSHIP.parent / entry["path"]).read_bytes()
+
+
+def test_plan_after_a_run_says_every_step_is_cached(flagship_run):
+    result = plan_json(training(flagship_run), "--workdir", str(flagship_run))
     steps = by_name(result)
     assert list(steps) == ["datasets", "train", "histograms", "statmodel", "fit", "plots"]
     assert all(s["status"] == "cached" for s in steps.values()), steps
@@ -58,7 +77,7 @@ def test_plan_after_a_run_says_every_step_is_cached(flagship_run):
 
 
 def test_plan_with_a_new_seed_names_exactly_what_reruns_and_why(flagship_run):
-    result = plan_json(str(FLAGSHIP), "--workdir", str(flagship_run), "--set", "seed=7")
+    result = plan_json(training(flagship_run), "--workdir", str(flagship_run), "--set", "seed=7")
     steps = by_name(result)
     assert result["summary"]["run"] == list(steps)  # seed feeds datasets, so everything
     for name in ("datasets", "train", "histograms"):
@@ -72,7 +91,7 @@ def test_plan_with_a_new_seed_names_exactly_what_reruns_and_why(flagship_run):
 
 def test_plan_only_a_late_step_with_new_chunking_reruns_only_it(flagship_run):
     # chunk_size changes only the histogram stage's key (its bytes do not depend on it)
-    result = plan_json(str(FLAGSHIP), "--workdir", str(flagship_run),
+    result = plan_json(training(flagship_run), "--workdir", str(flagship_run),
                        "--set", "chunk_size=500", "--only", "histograms")
     steps = by_name(result)
     assert steps["histograms"]["status"] == "run"
@@ -87,7 +106,7 @@ def test_editing_statistics_changes_exactly_the_keys_of_fit_and_its_dependants(
     shutil.copytree(Path(reanimate.__file__).parent, package / "reanimate",
                     ignore=shutil.ignore_patterns("__pycache__"))
     env = dict(os.environ, PYTHONPATH=str(package))
-    args = (str(FLAGSHIP), "--workdir", str(flagship_run))
+    args = (training(flagship_run), "--workdir", str(flagship_run))
     before = by_name(plan_json(*args, env=env, cwd=tmp_path))
     assert all(s["status"] == "cached" for s in before.values())  # a copy is the same code
     fitting = package / "reanimate" / "statistics" / "fitting.py"
@@ -104,7 +123,7 @@ def test_editing_statistics_changes_exactly_the_keys_of_fit_and_its_dependants(
 def test_plan_writes_nothing(flagship_run):
     before = sorted(p.relative_to(flagship_run) for p in flagship_run.rglob("*"))
     stamps = {p: p.stat().st_mtime_ns for p in flagship_run.rglob("*") if p.is_file()}
-    plan_json(str(FLAGSHIP), "--workdir", str(flagship_run), "--set", "seed=3")
+    plan_json(training(flagship_run), "--workdir", str(flagship_run), "--set", "seed=3")
     assert sorted(p.relative_to(flagship_run) for p in flagship_run.rglob("*")) == before
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
