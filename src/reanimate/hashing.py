@@ -130,6 +130,16 @@ class HashMemo:
             self.entries[key] = self.added[key] = entry
         return value
 
+    def record(self, path: Path, digest: str) -> None:
+        """Remember `digest` for `path` without reading it: for a file just hashed while it was
+        streamed in (a second pass over a large download would cost as much as the first)."""
+        if not self.key:
+            return
+        key = str(Path(path).resolve())
+        fingerprint = stat_fingerprint(path)
+        entry = [fingerprint, digest, _signature(self.key, key, fingerprint, digest)]
+        self.entries[key] = self.added[key] = entry
+
     def save(self) -> None:
         """Merge this run's new entries into the store (under a lock: runs may share it)."""
         if not (self.store and self.key and self.added):

@@ -6,7 +6,9 @@ Format (JSON, keys sorted, 2-space indent, trailing newline)::
                            "files": [{"path": str, "nevts": int, "sha256": str | null}]}}}
 
 ``path`` is relative to the directory holding the catalogue (or a remote URL,
-:data:`reanimate.urls.REMOTE_PREFIXES`); ``sha256`` is null only for remote files.
+:data:`reanimate.urls.REMOTE_PREFIXES`); ``sha256`` is null only for remote files. A remote file
+with a sha256 is fetched into the input cache and checked before it is read; one without is read
+in place (docs/samples.md, "Remote inputs").
 ``nevts_total`` is the sum of the files' ``nevts``: the N of the AGC weight
 ``xsec_pb · L / N``. ``xsec_pb`` is the cross section of the sample *as generated* (for filtered
 synthetic samples: AGC cross section × filter efficiency, see docs/samples.md), so every

@@ -57,7 +57,7 @@ def plan_chunks(
         files = sample.files[:max_files] if max_files else sample.files
         entries = []
         for f in files:
-            n = num_entries(f.path)
+            n = num_entries(f.path, f.sha256)  # a remote file with a digest: fetched here
             if f.nevts is not None and f.nevts != n:
                 raise ReanimateError(
                     f"{f.path}: the catalogue says {f.nevts} events, the file has {n} "
@@ -72,7 +72,7 @@ def plan_chunks(
                 plan.tasks.append(
                     ChunkTask(
                         sample.process, sample.variation, f.path, start,
-                        min(start + chunk_size, n), weight, seed,
+                        min(start + chunk_size, n), weight, seed, f.sha256,
                     )
                 )
     return plan

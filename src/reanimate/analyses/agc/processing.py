@@ -50,6 +50,7 @@ class ChunkTask:
     entry_stop: int
     weight: float  # xsec * L / N
     seed: int
+    sha256: str | None = None  # the catalogue's digest: a remote file is read from its checked copy
 
 
 def histogram_name(region: str, process: str, variation: str) -> str:
@@ -68,18 +69,22 @@ def fill(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 # the shared reading layer (branch-type validation, one error family for unreadable files).
 
 
-def _read_events(path: str, branches: Sequence[str], entry_start: int, entry_stop: int):
-    """Read ``branches`` of entries [start, stop) of the Events tree as an awkward array."""
+def _read_events(
+    path: str, branches: Sequence[str], entry_start: int, entry_stop: int,
+    sha256: str | None = None,
+):
+    """Read ``branches`` of entries [start, stop) of the Events tree as an awkward array
+    (a remote ``path`` with its ``sha256`` is read from the verified cached copy)."""
     from reanimate.datasets.reading import read_events
 
-    return read_events(path, list(branches), entry_start, entry_stop)
+    return read_events(path, list(branches), entry_start, entry_stop, sha256=sha256)
 
 
-def num_entries(path: str) -> int:
-    """Entries of the Events tree of ``path``."""
+def num_entries(path: str, sha256: str | None = None) -> int:
+    """Entries of the Events tree of ``path`` (a remote one with a sha256: fetched, checked)."""
     from reanimate.datasets.reading import num_entries
 
-    return num_entries(path)
+    return num_entries(path, sha256)
 
 
 def process_events(
@@ -125,12 +130,14 @@ def process_chunk(
     branches = list(objects.BRANCHES)
     for filler in fillers:
         branches += [b for b in filler.branches if b not in branches]
-    events = _read_events(task.path, branches, task.entry_start, task.entry_stop)
+    events = _read_events(task.path, branches, task.entry_start, task.entry_stop, task.sha256)
     hists = process_events(events, task.process, task.variation, task.weight, task.seed, fillers)
     return hists, len(events)
 
 
 def read_only(task: ChunkTask) -> tuple[dict[str, np.ndarray], int]:
     """Read the chunk's branches and nothing else (the benchmark's reading baseline)."""
-    events = _read_events(task.path, objects.BRANCHES, task.entry_start, task.entry_stop)
+    events = _read_events(
+        task.path, objects.BRANCHES, task.entry_start, task.entry_stop, task.sha256
+    )
     return {}, len(events)

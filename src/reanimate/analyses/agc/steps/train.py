@@ -87,7 +87,7 @@ def load_training_set(samples_dir: str, max_events: int | None):
     for f in sample_list[0].files:
         if remaining is not None and remaining <= 0:
             break
-        events = read_events(f.path, branches, 0, remaining)
+        events = read_events(f.path, branches, 0, remaining, sha256=f.sha256)
         if remaining is not None:
             remaining -= len(events)
         parts.append(training_set(events))
