@@ -14,7 +14,7 @@ WORKDIR ?= work
 # debootstrap (the images' base file system), an XRootD and an nginx server (remote inputs),
 # a registry (pushes). Installed once, when a command is missing; servers are started by tests.
 SYSTEM_COMMANDS := dockerd:docker.io debootstrap:debootstrap xrootd:xrootd-server \
-                   docker-registry:docker-registry nginx:nginx-light
+                   docker-registry:docker-registry nginx:nginx-light openssl:openssl
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
