@@ -63,3 +63,17 @@ def docker_daemon():
     from reanimate.containers.daemon import docker_client
 
     return docker_client()
+
+
+@pytest.fixture(scope="session")
+def analysis_image(docker_daemon):
+    """The flagship's `analysis` image, built once per machine (a cache hit after that).
+
+    The entry `reanimate.containers.build_images` returns: image tag, id, size, context digest.
+    Run it by its "id": other tests may move the tag.
+    """
+    from reanimate.containers import build_images
+    from reanimate.spec import load_spec
+
+    built = build_images(load_spec(REPO / "specs" / "agc-ttbar.yaml"), record=False)
+    return built["analysis"]

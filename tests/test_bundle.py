@@ -182,7 +182,8 @@ def test_with_images_adds_docker_save_archives(small, tmp_path, docker_daemon):
     context = copy.root / "analysis" / "containers" / "analysis"
     (context / "hello.txt").write_text("hello\n")
     (context / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
-    image, _ = docker_daemon.images.build(path=str(context), tag="reanimate/agc-analysis:0.1.0",
+    # a tag of its own: the flagship's tag belongs to the real image (the analysis_image fixture)
+    image, _ = docker_daemon.images.build(path=str(context), tag="reanimate-test/bundle:1",
                                           rm=True)
     write_images(copy.spec, {"analysis": {"image": "reanimate/agc-analysis:0.1.0",
                                           "id": image.id}})

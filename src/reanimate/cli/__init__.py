@@ -15,6 +15,8 @@ import typer
 from reanimate.cli import export, plan, reana, run, spec  # noqa: F401  (they register commands)
 from reanimate.cli.agc import app as agc_app
 from reanimate.cli.app import STATE, app, err
+from reanimate.cli.bundle import bundle_app
+from reanimate.cli.containers import app as containers_app
 from reanimate.cli.datasets import app as datasets_app
 from reanimate.cli.hs3 import app as hs3_app
 from reanimate.cli.model import app as model_app
@@ -22,6 +24,8 @@ from reanimate.cli.statmodel import app as statmodel_app
 from reanimate.errors import ReanimateError, SpecError
 
 app.add_typer(agc_app, name="agc")
+app.add_typer(containers_app, name="containers")
+app.add_typer(bundle_app, name="bundle")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(hs3_app, name="hs3")
 app.add_typer(model_app, name="model")

@@ -9,8 +9,11 @@ class DockerUnavailable(ReanimateError):
     """No Docker daemon to talk to (not installed, not running, no permission)."""
 
 
-def docker_client(timeout: int = 600):
-    """A connected `docker.DockerClient` (from DOCKER_HOST or the default socket)."""
+def docker_client(timeout: int = 600, hint: str = "or run without --containers"):
+    """A connected `docker.DockerClient` (from DOCKER_HOST or the default socket).
+
+    `hint` ends the one-line error when there is none (what else the user can do).
+    """
     try:
         import docker
         from docker.errors import DockerException
@@ -23,7 +26,7 @@ def docker_client(timeout: int = 600):
     except DockerException as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DockerUnavailable(
-            f"docker is not available ({reason[:160]}); start the Docker daemon (dockerd) "
-            "or run without --containers"
+            f"docker is not available ({reason[:160]}); start the Docker daemon (dockerd)"
+            + (f" {hint}" if hint else "")
         ) from None
     return client
