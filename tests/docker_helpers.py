@@ -1,4 +1,4 @@
-"""Test set-up for a real Docker daemon: start dockerd (vfs, no iptables, no bridge) if none runs."""
+"""Test set-up for a real Docker daemon: start dockerd (vfs, no iptables, no bridge) if none."""
 
 from __future__ import annotations
 
