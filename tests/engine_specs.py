@@ -35,3 +35,25 @@ steps:
     inputs: {{c: steps.combine.out}}
     outputs: {{out: report/report.txt}}
 """
+
+
+def small_flagship(events: int = 10000) -> dict:
+    """The flagship spec as a dict, without training and plots, on `events` ttbar events, one
+    Dask worker, no significance: the small AGC chain several test files run."""
+    from pathlib import Path
+
+    import yaml
+
+    flagship = Path(__file__).resolve().parents[1] / "specs" / "agc-ttbar.yaml"
+    doc = yaml.safe_load(flagship.read_text())
+    doc["parameters"]["events"] = events
+    doc["steps"]["datasets"]["parameters"]["signal_masses"] = "none"
+    for step in ("train", "plots"):
+        del doc["steps"][step]
+    histograms = doc["steps"]["histograms"]
+    for name in ("model_even", "model_odd"):
+        del histograms["inputs"][name]
+    del histograms["outputs"]["histograms_ml"]
+    histograms["dask"]["workers"] = 1
+    doc["steps"]["fit"]["parameters"]["significance"] = False
+    return doc

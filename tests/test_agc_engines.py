@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import uproot
 import yaml
+from engine_specs import small_flagship
 
 from reanimate.engines.cwl import run_cwl
 from reanimate.engines.local import run_spec
@@ -22,17 +23,7 @@ FLAGSHIP = Path(__file__).resolve().parents[1] / "specs" / "agc-ttbar.yaml"
 def both_engines(tmp_path_factory):
     """The flagship without training and plots, on 10,000 ttbar events, run by both engines."""
     root = tmp_path_factory.mktemp("agc-engines")
-    doc = yaml.safe_load(FLAGSHIP.read_text())
-    doc["parameters"]["events"] = 10000
-    doc["steps"]["datasets"]["parameters"]["signal_masses"] = "none"
-    for step in ("train", "plots"):
-        del doc["steps"][step]
-    histograms = doc["steps"]["histograms"]
-    for name in ("model_even", "model_odd"):
-        del histograms["inputs"][name]
-    del histograms["outputs"]["histograms_ml"]
-    histograms["dask"]["workers"] = 1
-    doc["steps"]["fit"]["parameters"]["significance"] = False
+    doc = small_flagship()
     spec = root / "agc-small.yaml"
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     loaded = load_spec(spec)

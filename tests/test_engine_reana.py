@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,11 +60,12 @@ def test_reana_client_accepts_export(project, workflow_type):
 @needs_client
 @pytest.mark.parametrize("spec_path", SPECS, ids=[p.stem for p in SPECS])
 def test_every_committed_spec_exports_cleanly(spec_path, tmp_path):
-    loaded = load_spec(spec_path)
     for version in ("0.9", "0.95"):
         out = tmp_path / version / "reana.yaml"
-        out.parent.mkdir()
-        # export beside a copy of the spec's folder so relative inputs stay inside
+        # export beside a copy of the spec's folder (its lock, pinned model files) so that
+        # relative inputs stay inside
+        shutil.copytree(spec_path.parent, out.parent / "specs")
+        loaded = load_spec(out.parent / "specs" / spec_path.name)
         written = export_reana(loaded, out, "cwl", version) if not loaded.spec.datasets else None
         if written is None:
             pytest.skip("spec reads external datasets")
@@ -151,10 +153,10 @@ def test_committed_root_reana_yaml_matches_the_flagship_export(tmp_path):
     if not flagship.exists():
         pytest.skip("no flagship spec yet")
     committed = (REPO / "reana.yaml").read_text()
-    # export into a copy of the layout: the spec in specs/, reana.yaml at the root
-    (tmp_path / "specs").mkdir()
+    # export into a copy of the layout: the spec (its lock, pinned model files) in specs/,
+    # reana.yaml at the root
+    shutil.copytree(flagship.parent, tmp_path / "specs")
     copy = tmp_path / "specs" / "agc-ttbar.yaml"
-    copy.write_text(flagship.read_text())
     written = export_reana(load_spec(copy), tmp_path / "reana.yaml")
     assert written["reana"].read_text() == committed, "regenerate: reanimate export reana " \
         "specs/agc-ttbar.yaml"

@@ -184,3 +184,11 @@ def test_plan_resolves_parameters_references_and_argv_once():
     assert flags[:3] == ["--samples", "--model_even", "--model_odd"]
     assert "--dask_workers" in flags
     assert plan.order == ["datasets", "train", "histograms", "statmodel", "fit", "plots"]
+
+
+def test_the_training_run_ids_are_in_the_provenance_not_in_the_outputs(flagship_run):
+    provenance = json.loads((flagship_run / "runs" / "latest" / "provenance.json").read_text())
+    train = next(s for s in provenance["steps"] if s["name"] == "train")
+    assert len(train["facts"]["mlflow"]["run_id"]) == 32 and train["facts"]["mlflow"]["version"]
+    metrics = flagship_run / "results" / "train" / "models" / "training_metrics.json"
+    assert train["facts"]["mlflow"]["run_id"] not in metrics.read_text()

@@ -50,13 +50,19 @@ def run(
     set_: list[str] = typer.Option(None, "--set", help="Override a parameter: NAME=VALUE."),
     engine: str = typer.Option("local", "--engine", help="local (default) or cwl (cwltool)."),
     provenance: bool = typer.Option(False, "--provenance", help="cwl: write a CWLProv bag."),
+    containers: str = typer.Option(
+        "none", "--containers",
+        help="none (default: steps run with this Python) or docker (each step inside its image "
+             "from the lock, by id; see `reanimate containers build`)."),
 ) -> None:
     """Run the analysis: steps in dependency order, unchanged steps served from the cache."""
+    from reanimate.engines.container import check_mode
     from reanimate.engines.local import run_spec
     from reanimate.spec import load_spec
 
     if engine not in ("local", "cwl"):
         raise ReanimateError(f"unknown engine {engine!r} (available: local, cwl)")
+    check_mode(containers)
     loaded = load_spec(spec)
     if engine == "cwl":
         from reanimate.engines.cwl import run_cwl
@@ -64,12 +70,14 @@ def run(
         if only or from_step or set_:
             raise ReanimateError("--only, --from and --set apply to the local engine only")
         err.print(f"running {spec} with cwltool in {workdir}/cwl ...")
-        outputs = run_cwl(loaded, workdir, provenance=provenance)
+        outputs = run_cwl(loaded, workdir, provenance=provenance,
+                          container=containers == "docker")
         print(json.dumps({k: v.get("path") for k, v in outputs.items()}, indent=2))
         return
     report = run_spec(
         loaded, workdir, only=only or None, from_step=from_step, jobs=jobs, force=force,
         overrides=parse_overrides(set_ or []), reporter=console_reporter(),
+        containers=containers,
     )
     print(json.dumps(report.summary(), indent=2))
     if report.failed:

@@ -49,8 +49,11 @@ def _cwl_id(text: str) -> str:
 
 
 class CwlCompiler:
-    def __init__(self, plan: Plan, outdir: Path) -> None:
+    """`writable_folders`: output folders as writable entries (see _folder_listing)."""
+
+    def __init__(self, plan: Plan, outdir: Path, writable_folders: bool = False) -> None:
         self.plan = plan
+        self.writable_folders = writable_folders
         self.spec = plan.spec
         self.outdir = outdir.resolve()
         self.workflow_inputs: dict[str, dict] = {}
@@ -128,6 +131,9 @@ class CwlCompiler:
         if folders:
             # every engine creates the folders outputs live in (the local one does too)
             requirements = tool.setdefault("requirements", {})
+            if self.writable_folders:
+                folders = [{"entry": f"$({json.dumps(f)})", "writable": True} for f in folders]
+                requirements.setdefault("InlineJavascriptRequirement", {})
             requirements["InitialWorkDirRequirement"] = {"listing": folders}
         tool["inputs"] = inputs
         tool["outputs"] = outputs
@@ -181,7 +187,13 @@ class CwlCompiler:
         step = planned.step
         hints: dict[str, Any] = {}
         if step.container:
-            hints["DockerRequirement"] = {"dockerPull": self.spec.containers[step.container].image}
+            # by digest once pushed (REANA and any other runner pull that exact image), and the
+            # local build's id, which cwltool runs when the daemon has it (docker inspect)
+            docker = {"dockerPull": self.plan.image_reference(step.container)}
+            entry = self.plan.image_entry(step.container)
+            if entry is not None:
+                docker["dockerImageId"] = entry["id"]
+            hints["DockerRequirement"] = docker
         resources = step.resources
         if resources and (resources.memory or resources.cpus):
             requirement = {}
@@ -309,28 +321,33 @@ def _dump(path: Path, doc: dict) -> Path:
     return path
 
 
-def export_cwl(loaded: LoadedSpec, outdir: Path, plan: Plan | None = None) -> dict[str, Path]:
+def export_cwl(loaded: LoadedSpec, outdir: Path, plan: Plan | None = None,
+               writable_folders: bool = False) -> dict[str, Path]:
+    """Write the CWL export. `writable_folders` (cwltool inside containers): the folders of
+    nested outputs as writable entries, because cwltool creates a plain folder literal only
+    when it runs a tool without a container (inside one it mounts real folders only)."""
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ReanimateError(f"{outdir}: exists and is not a folder; give a folder to write into")
     try:
-        return CwlCompiler(plan or make_plan(loaded), outdir).write()
+        return CwlCompiler(plan or make_plan(loaded), outdir, writable_folders).write()
     except OSError as exc:
         raise ReanimateError(f"cannot write the CWL export under {outdir}: {exc}") from None
 
 
-def container_runtime_available() -> bool:
-    if not shutil.which("docker"):
-        return False
-    probe = subprocess.run(["docker", "info"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
 def run_cwl(loaded: LoadedSpec, workdir: Path, provenance: bool = False,
-            container: bool | None = None) -> dict[str, Any]:
-    """Export to WORKDIR/cwl, run the current cwltool; return its JSON output object."""
+            container: bool = False) -> dict[str, Any]:
+    """Export to WORKDIR/cwl, run the current cwltool; return its JSON output object.
+
+    `container`: run each tool inside its image (the lock's, by id: `dockerImageId`; checked
+    first as `--containers docker` checks it, and never pulled); otherwise `--no-container`.
+    """
     workdir = workdir.resolve()
     plan = make_plan(loaded)
+    if container:  # one line, exit 2, when docker or an image is missing: no silent fallback
+        from reanimate.engines.container import ContainerSteps
+
+        ContainerSteps(plan, set(plan.order))
     memo = HashMemo(workdir / "hashes.json")
     plan.verify_inputs(None, memo)  # the same tamper check as the local engine
     for step, pin in plan.pins.items():
@@ -338,17 +355,16 @@ def run_cwl(loaded: LoadedSpec, workdir: Path, provenance: bool = False,
     export_dir = workdir / "cwl"
     if export_dir.exists():
         shutil.rmtree(export_dir)
-    export_cwl(loaded, export_dir, plan)
+    export_cwl(loaded, export_dir, plan, writable_folders=container)
     outdir = workdir / "cwl-outputs"
     bindir = Path(sys.executable).parent
     cwltool = bindir / "cwltool"
     argv = [str(cwltool if cwltool.exists() else "cwltool"), "--outdir", str(outdir),
             "--preserve-environment", "PYTHONHASHSEED"]
-    if os.environ.get("DASK_SCHEDULER_URI"):
-        argv += ["--preserve-environment", "DASK_SCHEDULER_URI"]
-    use_container = container_runtime_available() if container is None else container
-    if not use_container:
-        argv.append("--no-container")
+    for name in ("DASK_SCHEDULER_URI", "SOURCE_DATE_EPOCH"):
+        if os.environ.get(name):
+            argv += ["--preserve-environment", name]
+    argv.append("--disable-pull" if container else "--no-container")
     if provenance:
         prov_dir = workdir / "cwl-provenance"
         if prov_dir.exists():

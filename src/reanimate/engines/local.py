@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from reanimate.engines.cache import StepCache
+from reanimate.engines.container import ContainerSteps, check_mode
 from reanimate.engines.guard import InputGuard
 from reanimate.engines.plan import (
     Plan,
@@ -42,12 +43,25 @@ from reanimate.lock import verified_pin_outputs
 from reanimate.spec.loader import LoadedSpec
 
 STDERR_TAIL = 20
+FACTS_FILE = ".reanimate-step-facts.json"  # in the scratch folder, never a declared output
+
+
+def _read_facts(path: Path) -> dict | None:
+    """The facts a step wrote to $REANIMATE_STEP_FACTS (a JSON object), else None."""
+    import json
+
+    try:
+        facts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 class LocalRun:
     def __init__(self, plan: Plan, workdir: Path, jobs: int, force: bool,
-                 reporter: Reporter) -> None:
+                 reporter: Reporter, containers: ContainerSteps | None = None) -> None:
         self.plan = plan
+        self.containers = containers  # --containers docker: each step inside its image
         self.workdir = workdir.resolve()
         self.jobs = jobs
         self.force = force
@@ -104,7 +118,11 @@ class LocalRun:
             k: [{"path": p, "sha256": d} for p, d in zip(paths[k], digests[k], strict=True)]
             for k in paths
         }
-        payload = planned.key_payload(digests)
+        image = None
+        if self.containers is not None:
+            record.image = self.containers.image(name)
+            image = self.containers.image_id(name)
+        payload = planned.key_payload(digests, image)
         self.payloads[name] = payload
         return cache_key(payload), planned.parameters, paths
 
@@ -159,19 +177,33 @@ class LocalRun:
             outputs = {out: str(scratch / rel) for out, rel in step.outputs.items()}
             for path in outputs.values():
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            record.command = local_argv(planned, paths, outputs)
+            python = sys.executable if self.containers is None else "python"  # the image's
+            record.command = local_argv(planned, paths, outputs, python)
             stdout_path = run_dir / "logs" / f"{name}.stdout"
             stderr_path = run_dir / "logs" / f"{name}.stderr"
             record.logs = {"stdout": str(stdout_path), "stderr": str(stderr_path)}
-            env = dict(os.environ, PYTHONHASHSEED="0", REANIMATE_STEP=name)
+            # a step may write facts of this run (identifiers, not outputs) for the provenance
+            facts_path = scratch / FACTS_FILE
+            env = dict(os.environ, PYTHONHASHSEED="0", REANIMATE_STEP=name,
+                       REANIMATE_STEP_FACTS=str(facts_path))
             timeout = step.resources.timeout_seconds if step.resources else None
             changed = self.guard.changed(name, self.produced_keys)
             if changed:
                 raise StepError(name, f"input {changed} changed since the run began; "
                                 "refusing to run on other bytes than were hashed", [])
             record.start = now()
-            self._run_command(name, record, scratch, stdout_path, stderr_path, env, timeout)
+            request = None
+            if self.containers is not None:
+                request = self.containers.request(name, record.command, paths, scratch,
+                                                  timeout)
+            try:
+                self._run_command(name, record, scratch, stdout_path, stderr_path, env, timeout,
+                                  request)
+            finally:
+                if request is not None:
+                    self.containers.release(request)
             record.end = now()
+            record.facts = _read_facts(facts_path)
             if record.exit_code == 0:
                 missing = [o for o, p in outputs.items() if not Path(p).exists()]
                 if missing:
@@ -199,10 +231,12 @@ class LocalRun:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
 
-    def _run_command(self, name, record, scratch, stdout_path, stderr_path, env, timeout):
+    def _run_command(self, name, record, scratch, stdout_path, stderr_path, env, timeout,
+                     request=None):
+        argv = record.command if request is None else ContainerSteps.runner_argv(request)
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as errf:
             try:
-                process = StepProcess(record.command, scratch, out, errf, env)
+                process = StepProcess(argv, scratch, out, errf, env)
             except OSError as exc:
                 record.exit_code = -1
                 record.message = f"cannot start {record.command[0]!r}: {exc}"
@@ -210,10 +244,12 @@ class LocalRun:
             self.live[name] = process
             if self.stopping:
                 process.end()
-            try:
-                code = process.wait(timeout)
+            try:  # a container step is timed by its runner (from the container's start)
+                code = process.wait(timeout if request is None else None)
             finally:
                 self.live.pop(name, None)
+        if request is not None and ContainerSteps.timed_out(code, stderr_path):
+            code = None
         if code is None:
             record.exit_code = -1
             record.message = f"timed out after {timeout} s"
@@ -244,8 +280,11 @@ def run_spec(
     overrides: dict[str, str] | None = None,
     reporter: Reporter | None = None,
     plan: Plan | None = None,
+    containers: str = "none",
 ) -> RunReport:
+    """Run the spec; `containers="docker"` runs every step inside its image from the lock."""
     reporter = reporter or Reporter()
+    check_mode(containers)
     plan = plan or make_plan(loaded, overrides)
     workdir = Path(workdir)
     selected = plan.select(only, from_step)
@@ -254,7 +293,8 @@ def run_spec(
             p.exists() and not p.is_dir() for p in Path(workdir).absolute().parents):
         raise ReanimateError(f"--workdir {workdir}: exists and is not a folder (or lies "
                              "under a file)")
-    run = LocalRun(plan, workdir, jobs, force, reporter)
+    steps_in = ContainerSteps(plan, needed) if containers == "docker" else None
+    run = LocalRun(plan, workdir, jobs, force, reporter, steps_in)
     try:
         run.workdir.mkdir(parents=True, exist_ok=True)
         run_dir = new_run_dir(run.workdir)
@@ -292,6 +332,12 @@ def _close_run(run: LocalRun, loaded: LoadedSpec, plan: Plan, needed: set[str], 
         run.memo.save()
     except OSError as exc:  # the memo only saves time; a full disk must not lose provenance
         run.reporter.step("failed", "hashes", f"could not save the hash memo ({exc})")
+    left = None
+    if run.containers is not None:
+        try:
+            run.containers.close()  # no container outlives the run
+        except ReanimateError as exc:
+            left = exc
     records = run.records
     for name in run.order:
         if name not in needed:
@@ -305,11 +351,14 @@ def _close_run(run: LocalRun, loaded: LoadedSpec, plan: Plan, needed: set[str], 
             "started": started,
             "ended": now(),
             "environment": environment(),
+            **({"containers": run.containers.server} if run.containers else {}),
             "parameters": plan.parameters,
             "steps": [records[n].as_dict() for n in run.order],
         })
     except OSError as exc:
         raise ReanimateError(f"cannot write {run_dir}/provenance.json: {exc}") from None
+    if left is not None:
+        raise left
 
 
 def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path) -> None:

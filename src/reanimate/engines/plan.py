@@ -23,7 +23,15 @@ from typing import Any
 from reanimate.engines.code import code_files_digest, program_digest
 from reanimate.errors import ReanimateError
 from reanimate.hashing import HashMemo
-from reanimate.lock import InputFile, Lock, external_input, read_lock, verify_input, write_lock
+from reanimate.lock import (
+    InputFile,
+    Lock,
+    external_input,
+    image_by_digest,
+    read_lock,
+    verify_input,
+    write_lock,
+)
 from reanimate.spec.graph import dependencies, downstream, topological_order
 from reanimate.spec.loader import LoadedSpec
 from reanimate.spec.models import Spec, Step
@@ -175,11 +183,15 @@ class PlanStep:
         return [item.external for items in self.inputs.values() for item in items
                 if item.external is not None]
 
-    def key_payload(self, input_digests: dict[str, list[str]]) -> dict:
-        """What the cache key hashes; stored beside each cache entry so changes can be named."""
+    def key_payload(self, input_digests: dict[str, list[str]], image: str | None = None) -> dict:
+        """What the cache key hashes; stored beside each cache entry so changes can be named.
+
+        `image` is the id of the image a container run runs the step in (`--containers
+        docker`); a native run has no such entry, so their results never share a key.
+        """
         definition = self.step.model_dump(mode="json",
                                           exclude={"description", "resources", "dask"})
-        return {
+        payload = {
             "format": KEY_FORMAT,
             "definition": definition,
             "parameters": self.parameters,
@@ -187,6 +199,9 @@ class PlanStep:
             "code": self.code,
             "packages": package_versions(KEY_PACKAGES),
         }
+        if image is not None:
+            payload["image"] = image
+        return payload
 
 
 def cache_key(payload: dict) -> str:
@@ -210,9 +225,16 @@ def key_changes(old: dict, new: dict) -> list[str]:
     for name, version in new.get("packages", {}).items():
         if old.get("packages", {}).get(name) != version:
             reasons.append(f"package {name} {old.get('packages', {}).get(name)} -> {version}")
+    if old.get("image") != new.get("image"):
+        reasons.append(f"image {_short(old.get('image'))} -> {_short(new.get('image'))}")
     if old.get("format") != new.get("format"):
         reasons.append("cache format changed")
     return reasons
+
+
+def _short(image: str | None) -> str:
+    """An image id as docker prints it (12 hex digits), or `none` for a native run."""
+    return image.removeprefix("sha256:")[:12] if image else "none"
 
 
 @dataclass
@@ -235,6 +257,17 @@ class Plan:
     @property
     def pins(self) -> dict[str, dict]:
         return {name: s.pin for name, s in self.steps.items() if s.pin is not None}
+
+    def image_entry(self, container: str) -> dict | None:
+        """What `reanimate containers build` recorded in the lock for a container, if anything:
+        ``{"image": TAG, "id": "sha256:...", "pushed": {REPOSITORY: "sha256:..."}, ...}``."""
+        return self.lock.images.get(container)
+
+    def image_reference(self, container: str) -> str:
+        """How an export names a container's image: ``REPOSITORY@sha256:MANIFEST`` once the
+        lock records a push, otherwise the spec's tag."""
+        entry = self.image_entry(container)
+        return (entry and image_by_digest(entry)) or self.spec.containers[container].image
 
     def select(self, only: list[str] | None = None, from_step: str | None = None) -> set[str]:
         """The steps the user asked for: --only, --from, or all of them."""

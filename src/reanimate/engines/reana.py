@@ -181,13 +181,20 @@ class ReanaCompiler:
 
     # -- shared pieces ---------------------------------------------------------------------
     def data_files(self) -> list[str]:
-        """Dataset and file: inputs and command steps' code: files, relative to the export root
-        (they are uploaded)."""
+        """Dataset and file: inputs, command steps' code: files and the files of pinned steps,
+        relative to the export root (they are uploaded)."""
         files = [self._relative(item.key) for item in self.plan.external_inputs().values()
                  if item.path is not None]
         files += [self._relative(code) for name in self.order
-                  for code in self.spec.steps[name].code]
+                  for code in self.spec.steps[name].code if self.plan.steps[name].pin is None]
+        files += [self._relative(entry["path"]) for pin in self.plan.pins.values()
+                  for entry in pin.get("files", {}).values()]
         return list(dict.fromkeys(files))
+
+    def run_steps(self) -> list[str]:
+        """The steps the workflow runs: all but those pinned to a registered model (their
+        files are uploaded as inputs and their consumers read them there)."""
+        return [name for name in self.order if self.plan.steps[name].pin is None]
 
     def _relative(self, key: str) -> str:
         absolute = (self.loaded.base_dir / key).resolve()
@@ -200,7 +207,7 @@ class ReanaCompiler:
 
     def output_paths(self) -> tuple[list[str], list[str]]:
         files, directories = [], []
-        for name in self.order:
+        for name in self.run_steps():
             for path in self.plan.steps[name].outputs.values():
                 clean = _clean(path)
                 where = (f"outputs/{Path(clean).name}" if self.type == "cwl"
@@ -209,11 +216,11 @@ class ReanaCompiler:
         return files, directories
 
     def dask_resources(self) -> dict | None:
-        for name in self.order:
+        for name in self.run_steps():
             step = self.spec.steps[name]
             if step.dask:
                 image = step.dask.image or (
-                    self.spec.containers[step.container].image if step.container else None)
+                    self.plan.image_reference(step.container) if step.container else None)
                 block = {"number_of_workers": step.dask.workers,
                          "single_worker_memory": step.dask.memory_per_worker,
                          "single_worker_threads": step.dask.threads_per_worker}
@@ -224,14 +231,14 @@ class ReanaCompiler:
     def serial_steps(self) -> tuple[list[dict], dict[str, Any]]:
         used: dict[str, Any] = {}
         steps = []
-        for name in self.order:
+        for name in self.run_steps():
             step = self.spec.steps[name]
             if not step.container:
                 raise ReanimateError(f"step {name!r} has no container; a serial REANA workflow "
                                      "needs an image for every step")
             command = self._serial_command(name, used)
             entry: dict[str, Any] = {"name": name,
-                                     "environment": self.spec.containers[step.container].image}
+                                     "environment": self.plan.image_reference(step.container)}
             if step.resources and step.resources.memory:
                 entry["kubernetes_memory_limit"] = step.resources.memory
             if step.resources and step.resources.timeout_seconds:
@@ -263,9 +270,17 @@ class ReanaCompiler:
         up = "../.."
         out = []
         for item in planned.inputs[iname]:
-            if item.producer is not None:
-                path = _clean(self.plan.steps[item.producer.step].outputs[item.producer.output])
-                out.append(f"{up}/results/{item.producer.step}/{path}")
+            producer = item.producer
+            pin = self.plan.steps[producer.step].pin if producer is not None else None
+            if pin is not None:  # uploaded with the inputs, read where it is
+                entry = pin.get("files", {}).get(producer.output)
+                if entry is None:
+                    raise ReanimateError(f"step {producer.step!r} is pinned; its pin has no "
+                                         f"{producer.output!r}")
+                out.append(f"{up}/{self._relative(entry['path'])}")
+            elif producer is not None:
+                path = _clean(self.plan.steps[producer.step].outputs[producer.output])
+                out.append(f"{up}/results/{producer.step}/{path}")
             elif item.external.path is None:
                 out.append(item.external.key)
             else:
@@ -330,7 +345,7 @@ class ReanaCompiler:
         sums = []
         files_out, _ = self.output_paths()
         index = 0
-        for name in self.order:
+        for name in self.run_steps():
             for path in self.spec.steps[name].outputs.values():
                 if path.endswith("/"):
                     continue

@@ -27,9 +27,15 @@ class StepRecord:
     exit_code: int | None = None
     message: str | None = None
     logs: dict[str, str] = field(default_factory=dict)
+    image: dict | None = None  # {"name": TAG, "id": "sha256:..."} when run in a container
+    facts: dict | None = None  # what the step said of this run (e.g. its MLflow run id)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        record = dict(self.__dict__)
+        for optional in ("image", "facts"):  # absent rather than null, as before they existed
+            if record[optional] is None:
+                del record[optional]
+        return record
 
 
 @dataclass
@@ -92,6 +98,7 @@ def mark_cached(record: StepRecord, meta: dict) -> None:
     record.command = original.get("command", [])
     record.start, record.end = original.get("start"), original.get("end")
     record.exit_code = original.get("exit_code")
+    record.facts = original.get("facts")
 
 
 def report_summary(reporter: Reporter, report: RunReport) -> None:
