@@ -8,21 +8,16 @@ inputs:
     type: int
   param_seed:
     type: int
+  pinned_train_model_even:
+    type: File
+  pinned_train_model_odd:
+    type: File
   param_chunk_size:
     type: int
 outputs:
   datasets__samples:
     type: Directory
     outputSource: datasets/samples
-  train__model_even:
-    type: File
-    outputSource: train/model_even
-  train__model_odd:
-    type: File
-    outputSource: train/model_odd
-  train__metrics:
-    type: File
-    outputSource: train/metrics
   histograms__histograms:
     type: File
     outputSource: histograms/histograms
@@ -57,28 +52,12 @@ steps:
     hints:
       reana:
         kubernetes_memory_limit: 2Gi
-  train:
-    run: steps/train.cwl
-    in:
-      samples: datasets/samples
-      seed: param_seed
-      n_estimators_grid:
-        default: 25,50
-      max_depth_grid:
-        default: '3'
-    out:
-    - model_even
-    - model_odd
-    - metrics
-    hints:
-      reana:
-        kubernetes_memory_limit: 2Gi
   histograms:
     run: steps/histograms.cwl
     in:
       samples: datasets/samples
-      model_even: train/model_even
-      model_odd: train/model_odd
+      model_even: pinned_train_model_even
+      model_odd: pinned_train_model_odd
       seed: param_seed
       chunk_size: param_chunk_size
     out:
@@ -111,5 +90,7 @@ steps:
       workspace: statmodel/workspace
       report: statmodel/report
       fit: fit/results
+      origin:
+        default: generated
     out:
     - plots

@@ -6,6 +6,7 @@ doc: Stacked distributions, variations, pulls, pre- and post-fit (PNG and PDF).
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
+    dockerImageId: sha256:1c9ecb4102d32209633765da836b1a0fe5de3822a615c5bdb69cf3b87ae4965d
 baseCommand:
 - python
 - -m
@@ -13,7 +14,7 @@ baseCommand:
 arguments:
 - prefix: --plots
   valueFrom: plots
-  position: 6
+  position: 7
 inputs:
   histograms:
     type: File
@@ -40,6 +41,11 @@ inputs:
     inputBinding:
       prefix: --fit
       position: 5
+  origin:
+    type: string
+    inputBinding:
+      prefix: --origin
+      position: 6
 outputs:
   plots:
     type: Directory

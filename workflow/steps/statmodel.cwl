@@ -9,6 +9,7 @@ doc: 'The HistFactory model as a pyhf workspace and as HS3, with template treatm
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
+    dockerImageId: sha256:1c9ecb4102d32209633765da836b1a0fe5de3822a615c5bdb69cf3b87ae4965d
 baseCommand:
 - python
 - -m
