@@ -77,3 +77,19 @@ def analysis_image(docker_daemon):
 
     built = build_images(load_spec(REPO / "specs" / "agc-ttbar.yaml"), record=False)
     return built["analysis"]
+
+
+@pytest.fixture(scope="session")
+def python_image(docker_daemon):
+    """A small image (the debootstrap base, 167 MB, with `python`): for tests of how a step
+    runs in a container (timeouts, signals), not of what the analysis image holds. On the vfs
+    driver a container of it starts in a few seconds, one of the 2 GB analysis image in 20-40."""
+    import io
+
+    from reanimate.containers.base import ensure_base
+
+    base = ensure_base(docker_daemon)
+    dockerfile = f"FROM {base['id']}\nRUN ln -sf /usr/bin/python3 /usr/local/bin/python\n"
+    image, _ = docker_daemon.images.build(fileobj=io.BytesIO(dockerfile.encode()),
+                                          tag="reanimate-test/python:1", rm=True)
+    return {"image": "reanimate-test/python:1", "id": image.id}

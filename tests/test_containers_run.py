@@ -257,9 +257,9 @@ def sleep_spec(root: Path, image: str, name: str, timeout: int | None = None) ->
     return spec
 
 
-def test_a_timeout_kills_and_removes_the_container(tmp_path, analysis_image, docker_daemon):
-    spec = sleep_spec(tmp_path, analysis_image["image"], "sleepy_timeout", timeout=3)
-    lock_image(spec, analysis_image, "env")
+def test_a_timeout_kills_and_removes_the_container(tmp_path, python_image, docker_daemon):
+    spec = sleep_spec(tmp_path, python_image["image"], "sleepy_timeout", timeout=3)
+    lock_image(spec, python_image, "env")
     report = run_spec(load_spec(spec), tmp_path / "w", containers="docker")
     record = report.records["sleepy_timeout"]
     assert report.failed == ["sleepy_timeout"] and record.message == "timed out after 3 s"
@@ -278,10 +278,10 @@ def wait_for(condition, what: str, limit: float = 300.0):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_no_container_outlives_an_ended_run(tmp_path, analysis_image, docker_daemon, sig):
+def test_no_container_outlives_an_ended_run(tmp_path, python_image, docker_daemon, sig):
     step = f"sleepy_{sig.name.lower()}"
-    spec = sleep_spec(tmp_path, analysis_image["image"], step)
-    lock_image(spec, analysis_image, "env")
+    spec = sleep_spec(tmp_path, python_image["image"], step)
+    lock_image(spec, python_image, "env")
     proc = subprocess.Popen([sys.executable, "-m", "reanimate.cli", "run", str(spec),
                              "--containers", "docker", "--workdir", str(tmp_path / "w")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
