@@ -346,10 +346,15 @@ steps:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "timed out after 2 s" in err
     assert wait_gone(token) == []
+    # the interrupt: no step timeout to race with; signal once the step's family is up
+    spec.write_text(spec.read_text().replace("timeout_seconds: 2", "timeout_seconds: 120"))
     token = f"interrupt-{uuid.uuid4().hex}"
     env = dict(os.environ, REANIMATE_FAULT_TOKEN=token)
     proc = reanimate("run", spec, "--workdir", tmp_path / "work2", env=env)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    # the run, the step's guardian, the step and its grandchild
+    while len(marked_processes(token)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig
