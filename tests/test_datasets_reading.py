@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import awkward as ak
@@ -208,12 +207,3 @@ def test_import_agc_refuses_bad_input(real, tmp_path):
     with pytest.raises(ReanimateError, match="text.root: not a readable ROOT file"):
         import_agc(_agc_json(tmp_path, [{"path": str(text)}]), out)
     assert not out.exists()
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("fsspec_xrootd") is not None, reason="fsspec-xrootd installed"
-)
-def test_import_agc_root_protocol_needs_fsspec_xrootd(tmp_path):
-    agc = _agc_json(tmp_path, [{"path": "root://eospublic.cern.ch//eos/x.root", "nevts": 1}])
-    with pytest.raises(ReanimateError, match="fsspec-xrootd"):
-        import_agc(agc, tmp_path / "out.json")
