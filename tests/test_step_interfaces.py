@@ -27,6 +27,8 @@ PROGRAMS = [
     "reanimate.analyses.agc.steps.statmodel",
     "reanimate.steps.fit",
     "reanimate.analyses.agc.steps.plots",
+    "reanimate.analyses.agc.steps.signal",
+    "reanimate.analyses.agc.steps.signal_patch",
 ]
 HEAVY = ("numpy", "awkward", "uproot", "dask", "distributed", "xgboost", "pyhf", "mlflow",
          "matplotlib", "iminuit", "scipy")
@@ -123,7 +125,11 @@ def _required_argv(interface: Interface, skip: str) -> list[str]:
     argv = []
     for flag in interface.flags:
         if flag.required and flag.name != skip:
-            argv += [f"--{flag.name}", "x/y/" if flag.kind == "directory" else "x/y.json"]
+            if flag.role == "parameter":  # a required parameter (the recipe's --mass)
+                value = flag.choices[0] if flag.choices else SAMPLES[flag.kind][0]
+                argv += [f"--{flag.name}", str(value)]
+            else:
+                argv += [f"--{flag.name}", "x/y/" if flag.kind == "directory" else "x/y.json"]
     return argv
 
 

@@ -15,6 +15,11 @@ On top of it come the template treatments of reanimate.statistics.treatments (bi
 empty and negative yields, smoothing, pruning, the staterror threshold), configured by
 `ModelConfig.treatments` and recorded decision by decision in the report of `build_model`.
 
+A signal (`ModelConfig.signal`, a SignalConfig) is added on top of the backgrounds' model
+without changing it: bins and staterror bins are the backgrounds', the signal sample comes last
+in each channel and its normfactor becomes the POI. `signal_patch` gives the same signal as
+RFC 6902 operations on the workspace built without it (needing only the signal's histograms).
+
 Histograms are looked up by a callable `lookup(region, process, variation | None)` returning
 (values, variances, edges) without flow bins, or None when absent (only non-zero histograms
 are stored). Rebinning keeps the bins of the target edges, which must be a subset of the
@@ -81,6 +86,22 @@ class Systematic:
 
 
 @dataclass(frozen=True)
+class SignalConfig:
+    """A signal added to a background model: the sample `sample` (histograms of `process`),
+    scaled by the normfactor `poi`, which becomes the measurement's POI (the background POI
+    stays a free normfactor). `systematics`: names of the config's systematics that apply to
+    it (its staterror comes with the channel's). Bin merging and the staterror bins are the
+    backgrounds' alone, so the background part is the model without signal, byte for byte."""
+
+    sample: str = "signal"
+    process: str = "signal"
+    poi: str = "mu_signal"
+    bounds: tuple[float, float] = (0.0, 10.0)
+    init: float = 1.0
+    systematics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     measurement: str
     poi: str
@@ -92,6 +113,7 @@ class ModelConfig:
     staterror: bool = True
     treatments: treatments.Treatments = field(default_factory=treatments.Treatments.none)
     labels: dict[str, str] = field(default_factory=dict)  # display labels, not in the model
+    signal: SignalConfig | None = None
 
 
 def rebin(values: np.ndarray, edges: np.ndarray, target: Sequence[float]) -> np.ndarray:
@@ -125,8 +147,10 @@ def build_model(config: ModelConfig, lookup: Lookup) -> tuple[dict, dict]:
     The report records every treatment decision (reanimate.statistics.treatments): the bins
     of each channel, the samples kept or dropped, per sample x systematic x channel what
     became of the normsys and histosys parts and why, and which bins have staterror.
+    With `config.signal`, the signal sample comes last in each channel (see SignalConfig).
     """
     t = config.treatments
+    _check_signal(config)
     report: dict = {"version": 1, "treatments": t.as_dict(), "channels": [], "samples": [],
                     "systematics": []}
     variations = _known_variations(config, lookup)
@@ -141,16 +165,28 @@ def build_model(config: ModelConfig, lookup: Lookup) -> tuple[dict, dict]:
             samples.append({"name": s.name, "data": built.nominals[s.name][0].tolist(),
                             "modifiers": mods})
         _add_staterror(config, built, samples, report)
+        if config.signal is not None:
+            channel = next(c for c in report["channels"] if c["name"] == ch.name)
+            signal = _signal_sample(config, ch, built.edges, _staterror_keep(channel), lookup,
+                                    report)
+            samples += [signal] if signal else []
         channels.append({"name": ch.name, "samples": samples})
         observations.append({"name": ch.name, "data": built.data.tolist()})
     parameters = [
         {"name": nf.name, "bounds": [list(nf.bounds)], "inits": [nf.init]}
         for nf in config.normfactors
     ]
+    poi = config.poi
+    if config.signal is not None:
+        _require_signal_somewhere(config, report)
+        parameters.append(_signal_parameter(config.signal))
+        poi = config.signal.poi
+        report["signal"] = {"sample": config.signal.sample, "process": config.signal.process,
+                            "poi": config.signal.poi}
     workspace = {
         "channels": channels,
         "measurements": [
-            {"name": config.measurement, "config": {"poi": config.poi, "parameters": parameters}}
+            {"name": config.measurement, "config": {"poi": poi, "parameters": parameters}}
         ],
         "observations": observations,
         "version": "1.0.0",
@@ -222,9 +258,18 @@ def _modifiers(config: ModelConfig, built: _Channel, s: Sample, lookup: Lookup,
         for nf in config.normfactors
         if s.name in nf.samples
     ]
-    for syst in config.systematics:
-        if not syst.applies_to(s.name):
-            continue
+    systematics = [syst for syst in config.systematics if syst.applies_to(s.name)]
+    return mods + _systematic_modifiers(config, built, s, systematics, lookup, variations,
+                                        report)
+
+
+def _systematic_modifiers(config: ModelConfig, built: _Channel, s: Sample,
+                          systematics: Sequence[Systematic], lookup: Lookup,
+                          variations: set[str] | None, report: dict) -> list[dict]:
+    """The modifiers of `systematics` on sample `s`; `variations` None: a variation without a
+    histogram is an empty one (the signal's: the backgrounds' build checked the names)."""
+    mods: list[dict] = []
+    for syst in systematics:
         if syst.up is None:
             mods.append({"name": syst.name, "type": "normsys",
                          "data": {"hi": syst.hi, "lo": syst.lo}})
@@ -234,7 +279,7 @@ def _modifiers(config: ModelConfig, built: _Channel, s: Sample, lookup: Lookup,
             if variation is None:
                 sides.append(None)
                 continue
-            if variation not in variations:
+            if variations is not None and variation not in variations:
                 raise ReanimateError(
                     f"no histogram of variation {variation!r} for any sample in any region "
                     f"(needed by systematic {syst.name!r}; e.g. "
@@ -271,6 +316,141 @@ def _add_staterror(config: ModelConfig, built: _Channel, samples: list[dict],
         sigma = np.where(keep, np.sqrt(built.nominals[sample["name"]][1]), 0.0)
         sample["modifiers"].append({"name": f"staterror_{built.config.name}",
                                     "type": "staterror", "data": sigma.tolist()})
+
+
+# ------------------------------------------------------------------------------ signal
+
+
+def _check_signal(config: ModelConfig) -> None:
+    sig = config.signal
+    if sig is None:
+        return
+    if sig.sample in {s.name for s in config.samples}:
+        raise ReanimateError(f"signal sample {sig.sample!r}: a background has that name")
+    if sig.poi in {nf.name for nf in config.normfactors}:
+        raise ReanimateError(f"signal POI {sig.poi!r}: a normfactor of the model has that name")
+    unknown = sorted(set(sig.systematics) - {syst.name for syst in config.systematics})
+    if unknown:
+        raise ReanimateError(f"signal systematics not in the model: {', '.join(unknown)}")
+    low, high = sig.bounds
+    if not low < high:
+        raise ReanimateError(f"signal POI bounds {list(sig.bounds)}: the lower must be below "
+                             f"the upper")
+
+
+def _signal_parameter(sig: SignalConfig) -> dict:
+    return {"name": sig.poi, "bounds": [[float(sig.bounds[0]), float(sig.bounds[1])]],
+            "inits": [float(sig.init)]}
+
+
+def _staterror_keep(channel: dict) -> np.ndarray | None:
+    """The bins with a staterror parameter, from a channel's report entry (None: none)."""
+    info = channel.get("staterror")
+    if not info or not info["bins_with_parameter"]:
+        return None
+    keep = np.ones(len(channel["edges"]) - 1, dtype=bool)
+    keep[[b["bin"] for b in info["bins_without"]]] = False
+    return keep
+
+
+def _signal_sample(config: ModelConfig, ch: Channel, edges: tuple[float, ...],
+                   keep: np.ndarray | None, lookup: Lookup, report: dict) -> dict | None:
+    """The signal sample of one channel in the backgrounds' bins (None: no events there).
+
+    Its modifiers: the POI normfactor, its systematics (treated as the backgrounds' are), and
+    the channel's staterror in the backgrounds' staterror bins (pyhf adds its sigma to theirs).
+    """
+    sig = config.signal
+    nominal = _template(lookup, ch, sig.process, None, edges)
+    row = {"channel": ch.name, "sample": sig.sample}
+    if nominal is None or float(np.sum(np.clip(nominal[0], 0, None))) <= 0.0:
+        report["samples"].append({**row, "status": "dropped",
+                                  "reason": "no events in the fit range"})
+        return None
+    values, variances = nominal
+    negative = int(np.sum(values < 0))
+    report["samples"].append({**row, "status": "kept",
+                              "reason": f"{negative} negative bin(s) floored at 0" if negative
+                              else None})
+    values = np.clip(values, 0.0, None)
+    built = _Channel(ch, tuple(edges), np.zeros(len(edges) - 1), {sig.sample: (values, variances)})
+    systematics = [syst for syst in config.systematics if syst.name in sig.systematics]
+    mods = [{"name": sig.poi, "type": "normfactor", "data": None}]
+    mods += _systematic_modifiers(config, built, Sample(sig.sample, sig.process), systematics,
+                                  lookup, None, report)
+    if keep is not None:
+        sigma = np.where(keep, np.sqrt(variances), 0.0)
+        mods.append({"name": f"staterror_{ch.name}", "type": "staterror",
+                     "data": sigma.tolist()})
+    return {"name": sig.sample, "data": values.tolist(), "modifiers": mods}
+
+
+def _require_signal_somewhere(config: ModelConfig, report: dict) -> None:
+    sig = config.signal
+    if not any(r["sample"] == sig.sample and r["status"] == "kept" for r in report["samples"]):
+        names = ", ".join(f"{ch.region}_{sig.process}" for ch in config.channels)
+        raise ReanimateError(f"signal {sig.process!r} has no events in the fit range of any "
+                             f"channel (histograms {names})")
+
+
+def signal_patch(workspace: dict, report: dict, config: ModelConfig, lookup: Lookup,
+                 decisions: dict | None = None) -> list[dict]:
+    """RFC 6902 JSON Patch ops adding `config.signal` to a model built without it.
+
+    `workspace` and `report` are build_model's outputs without signal (they give the bins and
+    the staterror bins); `lookup` needs only the signal's histograms. Applying the ops gives
+    build_model's workspace with the signal, exactly. The signal's decisions (sample and
+    systematics rows, as in the report) are appended to `decisions` when given.
+    """
+    sig = config.signal
+    if sig is None:
+        raise ReanimateError("the model configuration has no signal")
+    _check_signal(config)
+    if report.get("treatments") != config.treatments.as_dict():
+        raise ReanimateError("the statmodel report's treatments differ from the configuration's")
+    rows = decisions if decisions is not None else {}
+    rows.setdefault("samples", [])
+    rows.setdefault("systematics", [])
+    in_ws = {c.get("name"): i for i, c in enumerate(workspace.get("channels") or [])}
+    in_report = {c.get("name"): c for c in report.get("channels") or []}
+    ops = []
+    for ch in config.channels:
+        if ch.name not in in_ws:
+            raise ReanimateError(f"channel {ch.name!r} is not in the workspace")
+        if ch.name not in in_report:
+            raise ReanimateError(f"channel {ch.name!r} is not in the statmodel report")
+        index, channel = in_ws[ch.name], in_report[ch.name]
+        present = workspace["channels"][index].get("samples")
+        if not isinstance(present, list):
+            raise ReanimateError(f"channel {ch.name!r} of the workspace has no samples list")
+        if any(s.get("name") == sig.sample for s in present):
+            raise ReanimateError(f"channel {ch.name!r} already has a sample {sig.sample!r}")
+        nbins = len(channel["edges"]) - 1
+        if present and len(present[0]["data"]) != nbins:
+            raise ReanimateError(f"channel {ch.name!r}: the report's {nbins} bins are not the "
+                                 f"workspace's {len(present[0]['data'])}")
+        edges = tuple(float(e) for e in channel["edges"])
+        sample = _signal_sample(config, ch, edges, _staterror_keep(channel), lookup, rows)
+        if sample is not None:
+            ops.append({"op": "add", "path": f"/channels/{index}/samples/{len(present)}",
+                        "value": sample})
+    _require_signal_somewhere(config, rows)
+    names = [m.get("name") for m in workspace.get("measurements") or []]
+    if config.measurement not in names:
+        raise ReanimateError(f"measurement {config.measurement!r} is not in the workspace")
+    m = names.index(config.measurement)
+    measurement = workspace["measurements"][m]["config"]
+    parameters = measurement.get("parameters")
+    if any(p.get("name") == sig.poi for p in parameters or []):
+        raise ReanimateError(f"the workspace already has a parameter {sig.poi!r}")
+    ops.append({"op": "replace", "path": f"/measurements/{m}/config/poi", "value": sig.poi})
+    if parameters is None:
+        ops.append({"op": "add", "path": f"/measurements/{m}/config/parameters",
+                    "value": [_signal_parameter(sig)]})
+    else:
+        ops.append({"op": "add", "path": f"/measurements/{m}/config/parameters/"
+                    f"{len(parameters)}", "value": _signal_parameter(sig)})
+    return ops
 
 
 @dataclass

@@ -44,7 +44,8 @@ def add_pseudodata(
     hists: dict[str, np.ndarray], prefixes: Iterable[str] = REGIONS, width: int = len(EDGES) + 1
 ) -> None:
     """Add ``{prefix}_pseudodata`` (:func:`pseudodata`) for every prefix whose sum is non-zero:
-    the two regions by default, the ML features with their own prefixes and width."""
+    the two regions by default, the ML features with their own prefixes and width. Without the
+    backgrounds of the formula (a signal alone, ``--processes signal``) there is none."""
     for prefix in prefixes:
         data = pseudodata(hists, prefix, width)
         if data[0].sum() != 0:

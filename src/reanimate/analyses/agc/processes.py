@@ -48,7 +48,9 @@ def _recoil_system(rng, n: int, mass, tune: Tune, y_sigma: float = 0.9):
     return kin.from_m_pt_y_phi(mass, pt, rng.normal(0.0, y_sigma, n), rng.uniform(-np.pi, np.pi, n))
 
 
-def make_ttbar(n: int, rng, tune: Tune, zprime_mass: float | None = None) -> tr.Truth:
+def make_ttbar(n: int, rng, tune: Tune, zprime_mass: float | None = None,
+               zprime_width: float = 0.03) -> tr.Truth:
+    """tt̄, or Z'→tt̄ with `zprime_mass` (GeV) and relative width `zprime_width` (Γ/M)."""
     truth = tr.Truth(n)
     m_t1 = kin.breit_wigner(rng, tr.M_TOP, tr.G_TOP, n, 150.0, 195.0)
     m_t2 = kin.breit_wigner(rng, tr.M_TOP, tr.G_TOP, n, 150.0, 195.0)
@@ -57,7 +59,7 @@ def make_ttbar(n: int, rng, tune: Tune, zprime_mass: float | None = None) -> tr.
         g1 = truth.add_incoming(21, +1)
         truth.add_incoming(21, -1)
     else:
-        width = 0.03 * zprime_mass
+        width = zprime_width * zprime_mass
         lo = max(2 * tr.M_TOP + 50.0, zprime_mass - 10 * width)
         m_tt = kin.breit_wigner(rng, zprime_mass, width, n, lo, zprime_mass + 10 * width)
         m_tt = np.maximum(m_tt, m_t1 + m_t2 + 1.0)

@@ -28,6 +28,7 @@ from reanimate.statistics.histfactory import (
     ModelConfig,
     NormFactor,
     Sample,
+    SignalConfig,
     Systematic,
 )
 from reanimate.statistics.treatments import Treatments
@@ -99,7 +100,24 @@ LABELS = {
 TREATMENTS = Treatments()
 
 
-def config(treatments: Treatments = TREATMENTS) -> ModelConfig:
+#: a signal (e.g. Z'->ttbar) added to the model: the systematics of the simulation that apply
+#: to any MC sample (the ME/PS/scale ones are separate ttbar samples, wjets_scale is W+jets')
+SIGNAL_SYSTEMATICS = ("jet_energy_scale", "jet_energy_resolution",
+                      *(f"btag_np_{i}" for i in range(1, 5)), "luminosity")
+SIGNAL_POI = "mu_signal"
+
+
+def signal(process: str = "signal", sample: str = "signal",
+           bounds: tuple[float, float] = (0.0, 10.0)) -> SignalConfig:
+    """The AGC model's signal: histograms `{region}_{process}`, sample `sample`, POI mu_signal."""
+    return SignalConfig(sample=sample, process=process, poi=SIGNAL_POI, bounds=bounds,
+                        systematics=SIGNAL_SYSTEMATICS)
+
+
+def config(treatments: Treatments = TREATMENTS, signal: SignalConfig | None = None) -> ModelConfig:
+    """The AGC model; with `signal`, that signal added (its POI the measurement's, ttbar_norm
+    a free normfactor; the background part as without it)."""
+    labels = LABELS if signal is None else {**LABELS, signal.sample: signal.sample}
     return ModelConfig(
         measurement=MEASUREMENT,
         poi=POI,
@@ -109,7 +127,8 @@ def config(treatments: Treatments = TREATMENTS) -> ModelConfig:
         normfactors=(NormFactor(POI, ("ttbar",), init=1.0, bounds=(0.0, 10.0)),),
         systematics=SYSTEMATICS,
         treatments=treatments,
-        labels=LABELS,
+        labels=labels,
+        signal=signal,
     )
 
 

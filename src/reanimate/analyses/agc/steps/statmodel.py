@@ -4,7 +4,7 @@
         --workspace workspace.json --hs3 model.hs3.json [--report statmodel_report.json]
         [--max_mc_rel_error 0.2] [--prune_norm 0.005] [--prune_shape 0.005]
         [--shape_significance 0] [--staterror_threshold 0.05] [--smoothing true]
-        [--empty_variation drop|floor]
+        [--empty_variation drop|floor] [--signal PROCESS [--signal_sample signal]]
 
 Rebins the AGC histograms to the fit binning (11 x 40 GeV from 110 GeV), builds the model of
 docs/agc-analysis.md §10 (reanimate.analyses.agc.statmodel_config) with the template
@@ -12,8 +12,11 @@ treatments of docs/statistics.md (bins merged where the MC is thin, empty variat
 pruning, staterror threshold; the defaults are the flags' defaults, 0 turns merging or the
 significance test off), checks that pyhf accepts it, and writes it twice: pyhf JSON and HS3
 JSON (converted by reanimate.statistics.hs3, with the real bin edges), plus the report of every
-treatment decision (`reanimate statmodel report`). Same histograms, same bytes. User errors: one
-line on stderr, exit 2.
+treatment decision (`reanimate statmodel report`). With `--signal PROCESS` the histograms
+`{region}_PROCESS` enter as the sample `--signal_sample` with POI `mu_signal` (ttbar_norm a free
+normfactor; the backgrounds' part exactly the model without signal, which
+`reanimate.analyses.agc.steps.signal_patch` patches into the same workspace). Same histograms,
+same bytes. User errors: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reanimate.errors import ReanimateError
 from reanimate.statistics.treatments import EMPTY_RULES
 from reanimate.statistics.treatments import Treatments as _Treatments
 from reanimate.steps.interface import Flag, Interface, program_main
@@ -52,6 +56,10 @@ INTERFACE = Interface(
         Flag("empty_variation", "str", "parameter", default=_T.empty_variation,
              choices=EMPTY_RULES, help="a variation without events: drop it, or floor its "
                                        "normalisation"),
+        Flag("signal", "str", "parameter", default=None,
+             help="add the process PROCESS of the histograms as a signal (POI mu_signal)"),
+        Flag("signal_sample", "str", "parameter", default="signal",
+             help="the signal's sample name in the model (with --signal)"),
     ),
 )
 
@@ -70,12 +78,15 @@ def treatments_of(args: argparse.Namespace) -> _Treatments:
     )
 
 
-def build(histograms: str, treatments: _Treatments = _T) -> tuple[dict, dict, dict]:
-    """(pyhf workspace, HS3 document, treatment report) of the AGC model from histograms.root."""
+def build(histograms: str, treatments: _Treatments = _T, signal: str | None = None,
+          signal_sample: str = "signal") -> tuple[dict, dict, dict]:
+    """(pyhf workspace, HS3 document, treatment report) of the AGC model from histograms.root
+    (with the process `signal` as the signal sample `signal_sample`)."""
     from reanimate.analyses.agc import histfile, statmodel_config
     from reanimate.statistics import histfactory, hs3
 
-    config = statmodel_config.config(treatments)
+    sig = None if signal is None else statmodel_config.signal(signal, signal_sample)
+    config = statmodel_config.config(treatments, sig)
     workspace, report = histfactory.build_model(
         config, histfile.lookup(histfile.read_histograms(histograms))
     )
@@ -87,7 +98,10 @@ def build(histograms: str, treatments: _Treatments = _T) -> tuple[dict, dict, di
 def run(args: argparse.Namespace) -> None:
     from reanimate.statistics import jsonio
 
-    workspace, doc, report = build(args.histograms, treatments_of(args))
+    if args.signal is not None and not (args.signal and args.signal_sample):
+        raise ReanimateError("--signal and --signal_sample must not be empty")
+    workspace, doc, report = build(args.histograms, treatments_of(args), args.signal,
+                                   args.signal_sample)
     jsonio.write(args.workspace, workspace)
     jsonio.write(args.hs3, doc)
     if args.report:
