@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
+from reanimate.errors import ReanimateError
 from reanimate.spec.graph import find_cycle
-from reanimate.spec.interface_checks import check_step_interface
+from reanimate.spec.interface_checks import _StepCheck, check_step_interface
 from reanimate.spec.problems import did_you_mean
-from reanimate.spec.programs import program_problem
+from reanimate.spec.programs import locate, program_problem, trusted
 from reanimate.spec.refs import (
     DatasetRef,
     ParameterRef,
@@ -26,6 +27,7 @@ from reanimate.spec.refs import (
     placeholders,
 )
 from reanimate.spec.yaml_source import Loc
+from reanimate.steps.interface import load_interface
 
 Finding = tuple[Loc, str, str | None]  # (loc, message, hint)
 
@@ -298,9 +300,113 @@ def _check_statistics(data: dict) -> Iterator[Finding]:
 
 
 def _check_reinterpretation(data: dict) -> Iterator[Finding]:
+    """The reinterpretation block: every step, input, output and program it names resolves,
+    and every parameter it sets is a flag its program declares (docs/reinterpretation.md)."""
+    block = _table(data, "reinterpretation")
+    base: Loc = ("reinterpretation",)
     steps = _steps(data)
-    listed = _table(data, "reinterpretation").get("steps")
-    for index, step in enumerate(listed if isinstance(listed, list) else []):
-        if isinstance(step, str) and step not in steps:
-            yield (("reinterpretation", "steps", index), f"step {step!r} does not exist",
+    listed = block.get("steps")
+    listed = [s for s in listed if isinstance(s, str)] if isinstance(listed, list) else []
+    for index, step in enumerate(listed):
+        if step not in steps:
+            yield (base + ("steps", index), f"step {step!r} does not exist",
                    did_you_mean(step, list(steps)))
+    signal_steps = [s for s in listed if s in steps]
+    for step, overrides in _table(block, "parameters").items():
+        loc = base + ("parameters", step)
+        if step not in signal_steps:
+            yield (loc, f"{step!r} is not one of the signal steps (reinterpretation.steps)",
+                   did_you_mean(str(step), signal_steps))
+        elif isinstance(overrides, dict):
+            for sub, message, hint in _flag_findings(steps[step].get("program"),
+                                                     {"parameters": overrides}):
+                if len(sub) == 2:  # an import failure: the step's own checks report it
+                    yield (loc + sub[1:], message, hint)
+    yield from _block_ref(data, block, "signal_input", signal_steps, "input")
+    yield from _block_ref(data, block, "signal_histograms", signal_steps, "output")
+    yield from _block_ref(data, block, "workspace", None, "output")
+    patch = block.get("patch")
+    if isinstance(patch, dict):
+        for name, value in _table(patch, "inputs").items():
+            yield from _output_value(data, base + ("patch", "inputs", name), value)
+        yield from _program_findings(base + ("patch",), patch, ("parameters", "inputs"),
+                                     needs="signal_histograms")
+    for name, recipe in _table(block, "recipes").items():
+        if isinstance(recipe, dict):
+            yield from _program_findings(base + ("recipes", name), recipe, ("parameters",))
+
+
+def _block_ref(data: dict, block: dict, key: str, within: list[str] | None,
+               kind: str) -> Iterator[Finding]:
+    """`steps.STEP.NAME` under reinterpretation.KEY: an input or output of an existing step (one
+    of `within` when given)."""
+    value = block.get(key)
+    if not isinstance(value, str):
+        return
+    loc: Loc = ("reinterpretation", key)
+    if kind == "output" and within is None:
+        yield from _output_value(data, loc, value)
+        return
+    try:
+        ref = parse_ref(value)
+    except RefError:
+        ref = None
+    if not isinstance(ref, StepOutputRef):
+        yield (loc, f"{value!r} is not a reference to a step's {kind}",
+               f"write steps.STEP.{kind.upper()}")
+    elif within is not None and ref.step not in within:
+        yield (loc, f"step {ref.step!r} is not one of the signal steps (reinterpretation.steps)",
+               did_you_mean(ref.step, within))
+    elif kind == "output":
+        yield from _check_output_ref(data, loc, ref)
+    elif ref.output not in _table(_steps(data)[ref.step], "inputs"):
+        names = list(_table(_steps(data)[ref.step], "inputs"))
+        yield (loc, f"step {ref.step!r} has no input {ref.output!r}",
+               did_you_mean(ref.output, names) or f"its inputs: {', '.join(names) or 'none'}")
+
+
+def _output_value(data: dict, loc: Loc, value: Any) -> Iterator[Finding]:
+    try:
+        ref = parse_ref(value)
+    except RefError:
+        ref = None
+    if not isinstance(ref, StepOutputRef):
+        yield (loc, f"{value!r} is not a step output reference", "write steps.STEP.OUTPUT")
+    else:
+        yield from _check_output_ref(data, loc, ref)
+
+
+def _program_findings(loc: Loc, block: dict, tables: tuple[str, ...],
+                      needs: str | None = None) -> Iterator[Finding]:
+    """A recipe's or the patch's program: locatable, and its keys flags it declares."""
+    program = block.get("program")
+    if not isinstance(program, str):
+        return
+    problem = program_problem(program)
+    if problem:
+        yield (loc + ("program",), problem, "give a module runnable with python -m")
+        return
+    given = {k: _table(block, k) for k in tables}
+    for sub, message, hint in _flag_findings(program, given, needs):
+        yield (loc + sub, message, hint)
+
+
+def _flag_findings(program: Any, given: dict, needs: str | None = None) -> Iterator[Finding]:
+    """Findings of the tables in `given` against the interface of `program` (a reanimate
+    program declaring one; others are not imported), located relative to the block."""
+    if not (isinstance(program, str) and trusted(program) and locate(program) is not None):
+        return
+    try:
+        interface = load_interface(program)
+    except ReanimateError as exc:
+        yield (("program",), str(exc), "fix the module so that python -m can run it")
+        return
+    if interface is None:
+        return
+    check = _StepCheck({}, (), given, program, interface)
+    yield from check.parameters()
+    if "inputs" in given:
+        yield from check.inputs()
+    if needs and (interface.flag(needs) is None or interface.flag(needs).role != "input"):
+        yield (("program",), f"{program} has no input {needs!r}, which reanimate reinterpret "
+               "gives it", None)

@@ -215,10 +215,39 @@ class Statistics(Strict):
         return ref if isinstance(ref, StepOutputRef) else None
 
 
+class ReinterpretationPatch(Strict):
+    program: str = Field(description="Python module: --signal_histograms and the preserved "
+                         "outputs in, the RFC 6902 JSON Patch of the workspace out.")
+    inputs: dict[Name, str] = Field(
+        default_factory=dict,
+        description="Flag of the program -> preserved output it reads (steps.STEP.OUTPUT).")
+    parameters: dict[Name, Scalar] = Field(default_factory=dict)
+
+
+class Recipe(Strict):
+    description: str | None = None
+    program: str = Field(description="Python module writing a signal sample (its catalogue).")
+    parameters: dict[Name, Scalar] = Field(
+        default_factory=dict, description="Defaults; `--signal RECIPE:key=value,...` overrides.")
+
+
 class Reinterpretation(Strict):
-    steps: list[Name] = Field(min_length=1, description="Steps rerun for a new signal.")
+    description: str | None = None
+    steps: list[Name] = Field(min_length=1,
+                              description="Signal-dependent steps, rerun on the signal alone.")
     signal_sample: str = Field(description="Sample of the statistical model the signal fills.")
     mode: Literal["add", "replace"] = "add"
+    signal_input: str | None = Field(
+        None, description="steps.STEP.INPUT: where the signal's events enter.")
+    parameters: dict[Name, dict[Name, Scalar]] = Field(
+        default_factory=dict, description="Parameter overrides of the signal steps.")
+    signal_histograms: str | None = Field(
+        None, description="steps.STEP.OUTPUT of a signal step holding the signal histograms.")
+    patch: ReinterpretationPatch | None = None
+    workspace: str | None = Field(
+        None, description="steps.STEP.OUTPUT: the preserved pyhf workspace the patch applies to.")
+    recipes: dict[Name, Recipe] = Field(default_factory=dict)
+    poi: str | None = Field(None, description="Parameter of interest of the patched model.")
     confidence_level: float = Field(0.95, gt=0, lt=1)
     _numbers_ = _numbers("confidence_level")
 
