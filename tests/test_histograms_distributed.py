@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -212,6 +213,20 @@ def test_step_program_with_worker_processes_and_compare(reference, catalogue, tm
     assert "4j2b_wjets_btag_var_2_up" in res.stdout and f"bin {peak} " in res.stdout
     assert "4j1b_single_top_tW: only in the reference (missing from the other file)" in res.stdout
     assert "pt_res_up" not in res.stdout
+
+
+def test_one_worker_runs_in_process_with_the_same_bytes(reference, catalogue, tmp_path):
+    """`--dask_workers 1` (threads 1, no scheduler): no cluster, the chunks here, same bytes."""
+    out = tmp_path / "h.root"
+    proc = _step("--samples", catalogue, "--histograms", out, "--dask_workers", 1,
+                 "--chunk_size", 100, env={**os.environ, "DASK_SCHEDULER_URI": ""})
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "ref").mkdir()
+    mine = tmp_path / "ref" / "h.root"
+    output.write_root(mine, reference[0])
+    assert out.read_bytes() == mine.read_bytes()
+    assert distributed.in_process(1, 1, None) and not distributed.in_process(2, 1, None)
+    assert not distributed.in_process(1, 1, "tcp://127.0.0.1:1")
 
 
 def test_step_program_user_errors(tmp_path):

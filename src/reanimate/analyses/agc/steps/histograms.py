@@ -9,7 +9,8 @@
 Reads DIR/catalogue.json (refusing non-finite numbers, empty catalogues, unknown variations and
 any local file whose sha256 differs from the catalogue's, before any event is read), runs the
 selection with every systematic on (file, entry range) chunks on a Dask LocalCluster (or the
-scheduler at --scheduler / $DASK_SCHEDULER_URI), merges in a fixed order and writes the AGC
+scheduler at --scheduler / $DASK_SCHEDULER_URI; with one worker of one thread and no scheduler,
+in this process), merges in a fixed order and writes the AGC
 histograms (ROOT, optionally JSON). Same inputs and seed, same bytes, whatever the workers or
 the chunk order. User errors, a corrupt file's included: one line on stderr, exit 2.
 """
@@ -88,13 +89,17 @@ def histogram(args: argparse.Namespace) -> dict:
             sha256_even=args.model_even_sha256, sha256_odd=args.model_odd_sha256,
         ))
     start = time.perf_counter()
-    with distributed.dask_client(
-        args.dask_workers, args.dask_threads_per_worker, args.dask_memory_per_worker,
-        args.scheduler,
-    ) as client:
-        hists, events = distributed.run_chunks(
-            client, plan.tasks, function=function, progress=not args.no_progress
-        )
+    if distributed.in_process(args.dask_workers, args.dask_threads_per_worker, args.scheduler):
+        hists, events = distributed.run_chunks_here(
+            plan.tasks, function=function, progress=not args.no_progress)
+    else:
+        with distributed.dask_client(
+            args.dask_workers, args.dask_threads_per_worker, args.dask_memory_per_worker,
+            args.scheduler,
+        ) as client:
+            hists, events = distributed.run_chunks(
+                client, plan.tasks, function=function, progress=not args.no_progress
+            )
     elapsed = time.perf_counter() - start
     if args.histograms_ml:
         hists, ml_hists = ml_stage.split(hists)
