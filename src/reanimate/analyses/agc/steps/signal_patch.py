@@ -14,8 +14,9 @@ staterror bins and the treatments the model was built with). Writes the RFC 6902
 channel's staterror, and make mu_signal the POI: applied to the workspace they give exactly
 the workspace `statmodel --signal` builds from the backgrounds' and the signal's histograms.
 A region without the signal's nominal histogram (no events there) leaves the signal out of
-that channel, said on stderr; none in any region is an error. The patched workspace is
-checked with pyhf. User errors: one line on stderr, exit 2.
+that channel, said on stderr; none in any region is an error. pyhf checks the patched
+workspace where it is used (`reanimate reinterpret`), not here. User errors: one line on
+stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -151,7 +152,6 @@ def build_patch(signal_histograms: str, workspace: dict, report: dict, signal: s
                     for k in ("channels", "measurements", "observations"))):
         raise ReanimateError("the workspace is not a pyhf workspace (version, channels, "
                              "measurements, observations)")
-    histfactory.validate(workspace)
     if not (isinstance(report, dict) and isinstance(report.get("treatments"), dict)
             and isinstance(report.get("channels"), list)):
         raise ReanimateError("the report is not a statmodel report (no treatments, channels)")
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> str:
     import jsonpatch
 
     from reanimate.analyses.agc.statmodel_config import SIGNAL_POI
-    from reanimate.statistics import histfactory, jsonio
+    from reanimate.statistics import jsonio
 
     workspace = jsonio.read(args.workspace, "workspace")
     report = jsonio.read(args.report, "statmodel report")
@@ -207,7 +207,9 @@ def run(args: argparse.Namespace) -> str:
         patched = jsonpatch.apply_patch(workspace, ops)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
         raise ReanimateError(f"the patch does not apply to the workspace ({exc})") from None
-    histfactory.validate(patched)
+    # pyhf checks the patched model where it is used (reanimate.reinterpret.patchset): not
+    # importing it here saves 1.7 s of every signal point
+    del patched
     jsonio.write(args.patch, ops)
     channels = [op["path"].split("/")[2] for op in ops if op["path"].startswith("/channels/")]
     names = [workspace["channels"][int(i)]["name"] for i in channels]
