@@ -350,9 +350,9 @@ def test_recipe_campaign_through_the_small_flagship(tmp_path):
     path = tmp_path / "zp.yaml"
     path.write_text(yaml.safe_dump({
         "campaign_version": 1, "name": "zp", "analysis": "spec.yaml",
-        "grid": {"axes": {"mass": [1000, 2000]}},
+        "grid": {"axes": {"mass": [600, 1000]}},
         "signal": {"recipe": "zprime:mass={mass},events=2000"},
-        "theory": {"cross_section_pb": {1000: 2.5, 2000: 0.085}}, "plot": {"x": "mass"}}))
+        "theory": {"cross_section_pb": {600: 16.56, 1000: 2.5}}, "plot": {"x": "mass"}}))
     campaign, resolved = load_campaign(path)
     out = tmp_path / "out"
     assert run_campaign(campaign, resolved, out, workers=2)["done"] == 2

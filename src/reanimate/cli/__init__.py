@@ -12,10 +12,19 @@ import sys
 
 import typer
 
-from reanimate.cli import export, plan, reana, run, spec  # noqa: F401  (they register commands)
+from reanimate.cli import (  # noqa: F401  (they register commands)
+    export,
+    limits,
+    plan,
+    reana,
+    reinterpret,
+    run,
+    spec,
+)
 from reanimate.cli.agc import app as agc_app
 from reanimate.cli.app import STATE, app, err
 from reanimate.cli.bundle import bundle_app
+from reanimate.cli.campaign import app as campaign_app
 from reanimate.cli.containers import app as containers_app
 from reanimate.cli.datasets import app as datasets_app
 from reanimate.cli.hs3 import app as hs3_app
@@ -26,6 +35,7 @@ from reanimate.errors import ReanimateError, SpecError
 app.add_typer(agc_app, name="agc")
 app.add_typer(containers_app, name="containers")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(campaign_app, name="campaign")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(hs3_app, name="hs3")
 app.add_typer(model_app, name="model")
