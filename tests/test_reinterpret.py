@@ -258,3 +258,37 @@ def test_points_run_concurrently_on_one_shared_cache(chain, tmp_path):
         [["signal_patch"], ["signal_patch"]]
     assert (tmp_path / "p0" / "workspace.json").read_bytes() == \
         (tmp_path / "p1" / "workspace.json").read_bytes()
+
+
+def test_the_agc_limits_with_a_zprime_equal_pyhf(chain):
+    """The AGC model with a Z' signal (the patched workspace): CLs at mu = 1 (observed and the
+    five expected) equal pyhf's hypotest, and pyhf's CLs at our observed and median expected
+    limits is 1 - CL (pyhf's upper_limit itself takes minutes on this model). Tolerances:
+    docs/limits.md."""
+    import numpy as np
+    import pyhf
+
+    record = json.loads((chain["out"] / "limits.json").read_text())
+    assert record["status"] == "ok", record["reason"]
+    workspace = pyhf.Workspace(json.loads((chain["out"] / "workspace.json").read_text()))
+    model = workspace.model()
+    data = workspace.data(model)
+    assert model.config.poi_name == "mu_signal"
+    pyhf.set_backend("numpy", "scipy")
+    init, bounds = model.config.suggested_init(), model.config.suggested_bounds()
+    bounds[model.config.poi_index] = (0.0, max(10.0, 2 * max(record["limit_expected"])))
+
+    def cls(mu):
+        observed, expected = pyhf.infer.hypotest(
+            mu, data, model, init_pars=init, par_bounds=bounds, test_stat="qtilde",
+            return_expected_set=True)
+        return float(observed), [float(e) for e in expected]
+
+    observed, expected = cls(record["mu"])
+    assert np.isclose(record["cls_observed"], observed, rtol=2e-3, atol=1e-5)
+    assert np.allclose(record["cls_expected"], expected, rtol=2e-3, atol=1e-5)
+    alpha = 1 - record["cl"]
+    at_limit, _ = cls(record["limit_observed"])
+    assert abs(at_limit - alpha) < 2e-3
+    _, expected_at_median = cls(record["limit_expected"][2])
+    assert abs(expected_at_median[2] - alpha) < 2e-3
