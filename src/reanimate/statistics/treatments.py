@@ -194,14 +194,14 @@ def shape_p_value(nominal: np.ndarray, nominal_var: np.ndarray, shape: np.ndarra
     chi2 = sum over bins with MC of (shape - nominal)^2 / (var_nominal [+ var_shape]).
     """
     import numpy as np
-    from scipy.stats import chi2
+    from scipy.special import chdtrc  # chi2's survival function; scipy.stats costs 0.5 s more
 
     sigma2 = nominal_var + (0.0 if shape_var is None else shape_var)
     ok = sigma2 > 0
     if not ok.any():
         return None
     value = float(np.sum((shape[ok] - nominal[ok]) ** 2 / sigma2[ok]))
-    return float(chi2.sf(value, int(ok.sum())))
+    return float(chdtrc(int(ok.sum()), value))
 
 
 def staterror_bins(total: np.ndarray, variance: np.ndarray, threshold: float) -> list[str | None]:
