@@ -42,7 +42,7 @@ run: $(STAMP)
 	$(BIN)/reanimate run specs/agc-ttbar.yaml --workdir $(WORKDIR)
 
 test: $(STAMP) $(REANA_STAMP) system-packages
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
