@@ -6,6 +6,12 @@ constraint is as easy as a loose one): from a warm start it converges in a handf
 likelihood evaluations. It has converged when the estimated distance to the minimum
 (EDM = g H^-1 g / 2, in units of 2 NLL, over the parameters not held at a bound) is below
 EDM_GOAL, or below EDM_STALLED when no step lowers the likelihood any more (round-off).
+After GAUSS_NEWTON_ITERATIONS it switches to the exact Hessian (then BFGS-updated); where that
+is indefinite (a non-convex region, far from the data) its eigenvalues are made positive
+(|lambda|, floored), at most EXACT_RESTARTS times in a fit. That exact Hessian costs one
+gradient per free parameter; the next fit to the same data (a nearby POI value) starts from the
+last converged one instead, BFGS-updated, and takes a fresh one by differences only if no step
+from it lowers the likelihood.
 When it does not converge, MIGRAD (iminuit, exact gradient) takes over from the same start,
 then at strategy 2 from the alternative start; each of its minima is checked too (a valid
 minimum, a finite likelihood, the gradient small against each parameter's error). A fit
@@ -22,6 +28,8 @@ EDM_GOAL = 1e-9
 EDM_STALLED = 1e-6  # accepted when no step lowers 2 NLL any more (MIGRAD's goal: 2e-7)
 MAX_ITERATIONS = 200
 GAUSS_NEWTON_ITERATIONS = 12  # then Newton with the exact Hessian (numerical, from gradients)
+EXACT_RESTARTS = 4  # an indefinite (exact or BFGS) Hessian made positive, this often at most
+HESSIANS_KEPT = 8  # exact Hessians kept for reuse (one per data set and fixed set)
 TOLERANCE = 1e-4  # MIGRAD tolerance; EDM goal = 0.002 * tolerance (2 NLL, up = 1)
 GRADIENT_GOAL = 1e-2  # |gradient x parameter error| at the minimum, in units of 2 NLL
 BOUND_FRACTION = 1e-6
@@ -45,6 +53,7 @@ class Fitter:
         self.bounds = np.asarray(bounds, dtype=float)
         self.fixed = np.asarray(fixed, dtype=bool)
         self.calls = 0
+        self._hessians = {}  # (data, fixed) -> the last converged fit's exact Hessian
 
     def fit(self, main, aux, start, *, poi_value: float | None = None,
             alternative=None) -> Fit:
@@ -85,10 +94,19 @@ class Fitter:
         if not np.isfinite(value):
             return Fit(full, np.inf, False, "the likelihood is not finite at the start", calls)
         span = hi - lo
+        restarts = 0
+        key = (main.tobytes(), aux.tobytes(), fixed.tobytes())
+        cached = False  # h is the previous fit's Hessian (same data, nearby POI value)
         for iteration in range(MAX_ITERATIONS):
-            if iteration == GAUSS_NEWTON_ITERATIONS:  # far from the data the residual terms
-                h = self._exact_hessian(full, main, aux, free)  # matter: Gauss-Newton crawls;
-                calls += int(free.sum())  # then the exact Hessian, BFGS-updated
+            # far from the data the residual terms matter and Gauss-Newton crawls: then the
+            # exact Hessian (the last converged fit's to these data, else by differences),
+            # BFGS-updated
+            if iteration == GAUSS_NEWTON_ITERATIONS:
+                if key in self._hessians:
+                    h, cached = self._hessians[key].copy(), True
+                else:
+                    h = self._exact_hessian(full, main, aux, free)
+                    calls += int(free.sum())
             x, gf = full[free], g[free]
             held = (((x - lo) <= BOUND_FRACTION * span) & (gf > 0)) | (
                 ((hi - x) <= BOUND_FRACTION * span) & (gf < 0))
@@ -102,11 +120,27 @@ class Fitter:
             hs = hf / np.outer(scale, scale)
             gs = ga / scale
             step_s = _solve(hs, gs)
+            exact = iteration >= GAUSS_NEWTON_ITERATIONS
+            if step_s is None and exact and restarts < EXACT_RESTARTS:
+                # the exact Hessian is indefinite (a non-convex region): its eigenvalues made
+                # positive (|lambda|), as MIGRAD does, then BFGS updates go on from there
+                restarts += 1
+                h = _positive(h, free)
+                hf = h[free][:, free][np.ix_(act, act)]
+                scale = np.sqrt(np.maximum(np.diag(hf), 1e-300))
+                hs = hf / np.outer(scale, scale)
+                gs = ga / scale
+                step_s = _solve(hs, gs)
             if step_s is None:
                 return Fit(full, value, False, "the Hessian is singular (a flat direction)",
                            calls, float(g[self.model.poi]))
             edm = 0.5 * float(gs @ step_s)
             if edm < EDM_GOAL:
+                if exact:  # kept for the next fit to these data
+                    self._hessians.pop(key, None)
+                    self._hessians[key] = h.copy()
+                    while len(self._hessians) > HESSIANS_KEPT:  # toys: new data each fit
+                        del self._hessians[next(iter(self._hessians))]
                 self.calls += calls
                 return Fit(full.copy(), value, True, None, calls, float(g[self.model.poi]))
             accepted = False
@@ -129,6 +163,10 @@ class Fitter:
                     break
                 damping *= 10
             if not accepted:
+                if cached:  # the previous fit's Hessian misleads: a fresh one, here
+                    h, cached = self._exact_hessian(full, main, aux, free), False
+                    calls += int(free.sum())
+                    continue
                 break
         self.calls += calls
         if edm < EDM_STALLED:  # no step lowers 2 NLL any more: round-off at the minimum
@@ -207,6 +245,16 @@ class Fitter:
                 ok, reason = False, (f"the gradient at the minimum is not small "
                                      f"({name}: {g[free][i]:.2g} x error {err[i]:.2g})")
         return Fit(full.copy(), float(value), ok, reason, m.nfcn, float(g[self.model.poi]))
+
+
+def _positive(h, free) -> np.ndarray:
+    """h with the free block's eigenvalues made positive (|lambda|, floored)."""
+    idx = np.nonzero(free)[0]
+    lam, v = np.linalg.eigh(h[np.ix_(idx, idx)])
+    lam = np.maximum(np.abs(lam), 1e-8 * np.abs(lam).max())
+    out = h.copy()
+    out[np.ix_(idx, idx)] = (v * lam) @ v.T
+    return out
 
 
 def _bfgs(h, s, y) -> np.ndarray:
