@@ -9,7 +9,7 @@ doc: 'The HistFactory model as a pyhf workspace and as HS3, with template treatm
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
-    dockerImageId: sha256:1c9ecb4102d32209633765da836b1a0fe5de3822a615c5bdb69cf3b87ae4965d
+    dockerImageId: sha256:d802f09183f0bd33af40d07323b19b6d4c6ca419dac910bb863b43c2666f841e
 baseCommand:
 - python
 - -m
