@@ -16,7 +16,10 @@ from reanimate.cli import (  # noqa: F401  (they register commands)
     export,
     limits,
     plan,
+    publish,
     reana,
+    registry_client,
+    registry_worker,
     reinterpret,
     run,
     spec,
@@ -29,6 +32,7 @@ from reanimate.cli.containers import app as containers_app
 from reanimate.cli.datasets import app as datasets_app
 from reanimate.cli.hs3 import app as hs3_app
 from reanimate.cli.model import app as model_app
+from reanimate.cli.registry import app as registry_app
 from reanimate.cli.statmodel import app as statmodel_app
 from reanimate.errors import ReanimateError, SpecError
 
@@ -39,6 +43,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(hs3_app, name="hs3")
 app.add_typer(model_app, name="model")
+app.add_typer(registry_app, name="registry")
 app.add_typer(statmodel_app, name="statmodel")
 
 
