@@ -47,13 +47,9 @@ def _limits(max_size: str, max_unpacked: str):
 
 
 def _human(size: int | None) -> str:
-    if size is None:
-        return "-"
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return str(size)
+    from reanimate.preserve.archive import human_size
+
+    return "-" if size is None else human_size(size)
 
 
 def _out():
@@ -170,7 +166,9 @@ def _print_inspection(found) -> None:
 
 @app.command(help=VERIFY_HELP)
 def verify(
-    bundle: Path = typer.Argument(..., help="The bundle (.crate.zip) to rerun."),
+    bundle: str = typer.Argument(..., metavar="BUNDLE|NAME@VERSION",
+                                 help="The bundle (.crate.zip) to rerun, or with --registry a "
+                                      "published version (downloaded, its sha256 checked)."),
     engine: str = typer.Option("local", "--engine", help="local (default) or cwl (cwltool on "
                                "the bundle's exported workflow)."),
     containers: str = typer.Option(None, "--containers",
@@ -184,7 +182,36 @@ def verify(
     max_size: str = typer.Option("64GB", "--max-size", help="Refuse a larger bundle."),
     max_unpacked: str = typer.Option("256GB", "--max-unpacked",
                                      help="Refuse a bundle whose files add up to more."),
+    registry: str = typer.Option(None, "--registry", help="Verify NAME@VERSION of this "
+                                 "registry (default: $REANIMATE_REGISTRY when BUNDLE is no "
+                                 "file)."),
+    token: str = typer.Option(None, "--token", help="API token (private analyses) "
+                              "(default: $REANIMATE_TOKEN)."),
 ) -> None:
+    import tempfile
+
+    from reanimate.cli.registry_client import remote
+
+    registry = remote(registry, bundle, Path(bundle).is_file() or "@" not in bundle)
+    with tempfile.TemporaryDirectory(prefix="reanimate-verify-") as scratch:
+        path = _download(registry, token, bundle, Path(scratch)) if registry else Path(bundle)
+        _verify(path, engine, containers, as_json, tolerance, keep, max_size, max_unpacked)
+
+
+def _download(registry: str, token: str | None, ref: str, folder: Path) -> Path:
+    from reanimate.cli.registry_client import client
+    from reanimate.registry.client import parse_ref
+
+    name, version = parse_ref(ref)
+    with client(registry, token) as reg:
+        path, sha = reg.download(name, version, folder / f"{name}-{version}.crate.zip")
+    err.print(f"[dim]downloaded {name}@{version} from {reg.url} (sha256 {sha})[/dim]",
+              soft_wrap=True)
+    return path
+
+
+def _verify(bundle: Path, engine, containers, as_json, tolerance, keep, max_size,
+            max_unpacked) -> None:
     from reanimate.preserve.verify import verify_bundle
 
     report = verify_bundle(bundle, engine=engine, containers=containers, tolerance=tolerance,

@@ -60,6 +60,15 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * UNITS[unit])
 
 
+def human_size(size: int | float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as parse_size reads them)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
 @dataclass(frozen=True)
 class Limits:
     max_bundle: int = 64 * GB  # the zip file's own size

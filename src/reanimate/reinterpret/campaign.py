@@ -228,20 +228,33 @@ def load_campaign(path: str | Path) -> tuple[Campaign, Path]:
     if len(data) > MAX_BYTES:
         raise SpecError([Problem(shown, 0, 0, (), f"more than {MAX_BYTES} bytes")])
     try:
-        source = parse_yaml(data.decode("utf-8"), shown)
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError([Problem(shown, 0, 0, (), "not UTF-8 text")]) from None
+    return validate_campaign(campaign_source(text, shown)), path.resolve()
+
+
+def campaign_source(text: str, shown: str) -> YamlSource:
+    """A campaign file's text parsed with positions; SpecError (located) unless a mapping."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise SpecError([Problem(shown, 0, 0, (), f"more than {MAX_BYTES} bytes")])
+    try:
+        source = parse_yaml(text, shown)
     except YamlSyntaxError as exc:
         raise SpecError([Problem(shown, exc.position.line, exc.position.column, (),
                                  exc.message)]) from None
     if not isinstance(source.data, dict):
         raise SpecError([Problem(shown, 1, 1, (), "a campaign is a mapping (campaign_version: "
                                                   "1, name:, analysis:, grid:, signal:, ...)")])
+    return source
+
+
+def validate_campaign(source: YamlSource, data: dict | None = None) -> Campaign:
+    """The campaign model of `data` (default: the source's own), problems located in `source`."""
     try:
-        campaign = Campaign.model_validate(source.data)
+        return Campaign.model_validate(source.data if data is None else data)
     except ValidationError as exc:
         raise SpecError(_problems(exc, source)) from None
-    return campaign, path.resolve()
 
 
 def _problems(exc: ValidationError, source: YamlSource) -> list[Problem]:

@@ -30,9 +30,12 @@ def _expected(value, index: int):
     return value[index] if isinstance(value, list) and len(value) == 5 else None
 
 
-def table(folder: Path) -> tuple[list[str], list[list]]:
-    """Header and rows of the results table (points not done have empty limit cells)."""
-    meta, points = _rows(folder)
+# -- on (campaign, points): the store's rows, or a registry's rows of the same shape ------------
+
+
+def table_rows(campaign: dict, points: list[dict]) -> tuple[list[str], list[list]]:
+    """Header and rows of the results table of `points` (rows shaped like Store.current());
+    points not done have empty limit cells. `campaign` (the validated file) is not needed yet."""
     labels = list(dict.fromkeys(k for p in points for k in p["labels"]))
     header = ["name", *labels, "status", "limit_observed",
               *(f"limit_expected_{s}" for s in SIGMAS), "cls_observed",
@@ -52,13 +55,13 @@ def table(folder: Path) -> tuple[list[str], list[list]]:
             *(_expected(record.get("cls_expected"), i) for i in range(5)),
             record.get("reason") or point["error"] or "",
             analysis.get("digest") or analysis.get("sha256") or "",
-            provenance.get("signal", {}).get("sha256", ""), point["digest"],
+            provenance.get("signal", {}).get("sha256", ""), point["digest"] or "",
         ])
     return header, rows
 
 
-def results_csv(folder: Path) -> str:
-    header, rows = table(Path(folder))
+def csv_text(campaign: dict, points: list[dict]) -> str:
+    header, rows = table_rows(campaign, points)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -68,12 +71,69 @@ def results_csv(folder: Path) -> str:
     return out.getvalue()
 
 
-def results_json(folder: Path) -> str:
-    _, points = _rows(Path(folder))
+def json_text(points: list[dict]) -> str:
     out = [{"digest": p["digest"], "name": p["name"], "labels": p["labels"],
             "status": p["status"], "attempts": p["attempts"], "error": p["error"],
             "record": p["record"]} for p in points]
     return json.dumps(out, indent=2, sort_keys=True) + "\n"
+
+
+def plot_axes(campaign: dict, points: list[dict]) -> tuple[str, str | None]:
+    """The plotted labels (x, y or None) of the points done; ReanimateError if none is done."""
+    done = [p for p in points if p["status"] == "done" and p["record"]]
+    if not done:
+        raise ReanimateError("no point is done yet, nothing to plot")
+    labels = list(done[0]["labels"])
+    plot = campaign.get("plot") or {"x": labels[0], "y": labels[1] if len(labels) == 2 else None}
+    for axis in (plot["x"], plot.get("y")):
+        if axis is not None and axis not in labels:
+            raise ReanimateError(f"plot axis {axis!r} is not a point label "
+                                 f"({', '.join(labels)})")
+    return plot["x"], plot.get("y")
+
+
+def draw(campaign: dict, points: list[dict], output: Path | None = None,
+         folder: Path | None = None) -> Path:
+    """Draw the plot of `points` (Brazil band for one label, contour for two) into `output`,
+    else FOLDER/brazil.png or FOLDER/contour.png; its path."""
+    x, y = plot_axes(campaign, points)
+    done = [p for p in points if p["status"] == "done" and p["record"]]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reanimate.atomic import atomic_path
+
+    if y:
+        target = Path(output or Path(folder) / "contour.png")
+        figure = _contour(done, x, y, campaign)
+    else:
+        target = Path(output or Path(folder) / "brazil.png")
+        figure = _brazil(done, x, campaign)
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=120,
+                       metadata={"Software": None} if target.suffix == ".png" else None)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return target
+
+
+# -- on a campaign's folder ----------------------------------------------------------------------
+
+
+def table(folder: Path) -> tuple[list[str], list[list]]:
+    """Header and rows of the results table (points not done have empty limit cells)."""
+    meta, points = _rows(folder)
+    return table_rows(meta.get("campaign", {}), points)
+
+
+def results_csv(folder: Path) -> str:
+    meta, points = _rows(Path(folder))
+    return csv_text(meta.get("campaign", {}), points)
+
+
+def results_json(folder: Path) -> str:
+    return json_text(_rows(Path(folder))[1])
 
 
 def _key(value) -> str:
@@ -86,34 +146,9 @@ def plot_campaign(folder: Path, output: Path | None = None) -> Path:
     """Draw the campaign's plot (Brazil band for one label, contour for two); its path."""
     folder = Path(folder)
     meta, points = _rows(folder)
-    campaign = meta.get("campaign", {})
-    done = [p for p in points if p["status"] == "done" and p["record"]]
-    if not done:
+    if not any(p["status"] == "done" and p["record"] for p in points):
         raise ReanimateError(f"{folder}: no point is done yet, nothing to plot")
-    labels = list(done[0]["labels"])
-    plot = campaign.get("plot") or {"x": labels[0], "y": labels[1] if len(labels) == 2 else None}
-    for axis in (plot["x"], plot.get("y")):
-        if axis is not None and axis not in labels:
-            raise ReanimateError(f"plot axis {axis!r} is not a point label "
-                                 f"({', '.join(labels)})")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from reanimate.atomic import atomic_path
-
-    if plot.get("y"):
-        target = Path(output or folder / "contour.png")
-        figure = _contour(done, plot["x"], plot["y"], campaign)
-    else:
-        target = Path(output or folder / "brazil.png")
-        figure = _brazil(done, plot["x"], campaign)
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=120,
-                       metadata={"Software": None} if target.suffix == ".png" else None)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-    return target
+    return draw(meta.get("campaign", {}), points, output, folder)
 
 
 def _brazil(points: list[dict], x: str, campaign: dict):

@@ -121,20 +121,11 @@ def _patch_points(campaign: Campaign, base: Path) -> list[Point]:
         analysis["digest"] = prepared.digest
     patchset_path = _resolve(base, campaign.signal.patchset, "patchset")
     patchset = jsonio.read(patchset_path, "patchset")
-    patches = _patches(patchset, patchset_path)
-    wanted = campaign.signal.patches
-    if wanted is not None:
-        unknown = [n for n in wanted if n not in patches]
-        if unknown:
-            raise ReanimateError(f"{patchset_path}: no patch named {unknown[0]!r}")
-        patches = {n: patches[n] for n in wanted}
-    labels_of = list(patchset["metadata"].get("labels", []))
     settings = limit_settings(campaign, poi)
     topic = f"{EVENT_TOPIC}-{uuid.uuid4().hex[:8]}"
     points = []
-    for name, patch in patches.items():
-        values = patch["metadata"].get("values", [])
-        labels = dict(zip(labels_of, values, strict=False)) or {"patch": name}
+    for name, labels, patch in selected_patches(patchset, patchset_path,
+                                                campaign.signal.patches):
         signal = {"route": "patchset", "patchset": str(patchset_path), "patch": name,
                   "sha256": digest(patch["patch"])}
         key = digest({"format": POINT_FORMAT, "analysis": analysis.get("digest", workspace_sha),
@@ -160,6 +151,21 @@ def _check_schema(workspace: Any, path: Path) -> None:
         raise ReanimateError(f"{path}: not a pyhf workspace: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                              ) from None
+
+
+def selected_patches(patchset: Any, path: Path | str, wanted: list[str] | None
+                     ) -> list[tuple[str, dict, dict]]:
+    """(name, labels, patch) of the patches `wanted` (default: all), in the patchset's order
+    (the `wanted` order when given); labels from the patchset's labels and the patch's values."""
+    patches = _patches(patchset, Path(path))
+    if wanted is not None:
+        unknown = [n for n in wanted if n not in patches]
+        if unknown:
+            raise ReanimateError(f"{path}: no patch named {unknown[0]!r}")
+        patches = {n: patches[n] for n in wanted}
+    labels_of = list(patchset["metadata"].get("labels", []))
+    return [(name, dict(zip(labels_of, patch["metadata"].get("values", []), strict=False))
+             or {"patch": name}, patch) for name, patch in patches.items()]
 
 
 def _patches(patchset: Any, path: Path) -> dict[str, dict]:

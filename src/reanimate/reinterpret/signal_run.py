@@ -136,9 +136,12 @@ def reinterpret_signal(prepared: PreparedAnalysis, signal: str | Signal, *, outp
     if report.failed or report.with_status("skipped"):
         failed = report.failed[0] if report.failed else report.with_status("skipped")[0]
         record = report.records[failed]
+        log = (record.logs or {}).get("stderr")
+        reason = _last_line(log)
         raise ReanimateError(f"signal step {failed} failed: {record.message or 'exit code '}"
-                             f"{'' if record.message else record.exit_code}; log: "
-                             f"{(record.logs or {}).get('stderr', report.run_dir)}")
+                             f"{'' if record.message else record.exit_code}"
+                             f"{f' ({reason})' if reason else ''}; log: "
+                             f"{log or report.run_dir}")
     patch_record = report.records[patch_name]
     ops = jsonio.read(patch_record.outputs[patch_output]["path"], "JSON Patch")
     workspace = jsonio.read(prepared.output(block["workspace"]), "workspace")
@@ -186,3 +189,13 @@ def _axes(prepared: PreparedAnalysis, workspace: dict) -> dict:
     if not ref or ref not in prepared.outputs:
         return {}
     return hs3_axes(jsonio.read(prepared.output(ref), "HS3 model"), workspace)
+
+
+def _last_line(log: str | None) -> str:
+    """The last non-empty line of a step's stderr log (its one-line error), if any: a point's
+    reason must reach a user who cannot read the worker's files."""
+    try:
+        lines = Path(log).read_text(errors="replace").splitlines() if log else []
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
