@@ -12,9 +12,12 @@ WORKDIR ?= work
 
 # Debian packages the tests use for real: a Docker daemon (images, steps in containers),
 # debootstrap (the images' base file system), an XRootD and an nginx server (remote inputs),
-# a registry (pushes). Installed once, when a command is missing; servers are started by tests.
+# a registry (pushes), chromium and its driver (the registry's web pages in a headless browser),
+# PostgreSQL (the registry's facility database; its binaries are not on PATH, hence the glob).
+# Installed once, when a command is missing; servers are started by tests.
 SYSTEM_COMMANDS := dockerd:docker.io debootstrap:debootstrap xrootd:xrootd-server \
-                   docker-registry:docker-registry nginx:nginx-light openssl:openssl
+                   docker-registry:docker-registry nginx:nginx-light openssl:openssl \
+                   chromium:chromium chromedriver:chromium-driver
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +36,7 @@ system-packages:
 	@missing=""; for pair in $(SYSTEM_COMMANDS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || test -x /usr/sbin/$${pair%%:*} || \
 	    test -x /usr/bin/$${pair%%:*} || missing="$$missing $${pair##*:}"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \

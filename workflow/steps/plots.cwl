@@ -6,7 +6,7 @@ doc: Stacked distributions, variations, pulls, pre- and post-fit (PNG and PDF).
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
-    dockerImageId: sha256:d802f09183f0bd33af40d07323b19b6d4c6ca419dac910bb863b43c2666f841e
+    dockerImageId: sha256:e097cb07f89971c4d77a423b463d1821a37b7e819d88d7252eb5d07cbf7a17ae
 baseCommand:
 - python
 - -m
