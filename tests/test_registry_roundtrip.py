@@ -18,10 +18,12 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from bundle_helpers import rewrite_bundle, small_run
 from registry_helpers import Postgres, Server, cli, sha256
 
@@ -136,6 +138,12 @@ def test_round_trip(registry, local):
     with zipfile.ZipFile(local["bundle"]) as zf:
         members = set(zf.namelist()) - {"ro-crate-metadata.json"}
     assert {f["path"] for f in shown["metadata"]["files"]} >= members
+    spec_doc = yaml.safe_load(Path(run.spec).read_text())
+    assert shown["metadata"]["references"] == spec_doc["metadata"]["references"]
+    assert shown["metadata"]["authors"] == [a["name"] for a in spec_doc["metadata"]["authors"]]
+    with urllib.request.urlopen(f"{url}/analyses/{local['name']}/{local['version']}") as page:
+        html = page.read().decode()  # the real bundle on its web page
+    assert spec_doc["metadata"]["references"][0] in html and ".whl (version" in html
 
     if first:  # errors: one line naming the URL and the server's answer, exit 2
         missing = cli("registry", "show", "nope@1.0", "--registry", url)

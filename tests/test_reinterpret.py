@@ -292,3 +292,40 @@ def test_the_agc_limits_with_a_zprime_equal_pyhf(chain):
     assert abs(at_limit - alpha) < 2e-3
     _, expected_at_median = cls(record["limit_expected"][2])
     assert abs(expected_at_median[2] - alpha) < 2e-3
+
+
+def test_a_bundle_whose_training_is_pinned_is_reinterpreted(tmp_path):
+    """The flagship's lock pins the training: its bundle holds the pinned models and no
+    training metrics (the step did not run), which a reinterpretation does not need."""
+    import shutil
+
+    from reanimate.reinterpret.analysis import prepare_analysis
+
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path / "analysis"
+    (root / "specs").mkdir(parents=True)
+    shutil.copy(repo / "specs" / "agc-ttbar.lock.json", root / "specs")
+    text = (repo / "specs" / "agc-ttbar.yaml").read_text()
+    assert "  events: 20000 " in text
+    (root / "specs" / "agc-ttbar.yaml").write_text(text.replace("  events: 20000 ",
+                                                                "  events: 10000 ", 1))
+    shutil.copytree(repo / "specs" / "models", root / "specs" / "models")
+    shutil.copytree(repo / "containers" / "analysis", root / "containers" / "analysis")
+    spec, work, bundle = root / "specs" / "agc-ttbar.yaml", tmp_path / "work", tmp_path / "b.zip"
+    for args in (["run", spec, "--workdir", work],
+                 ["bundle", spec, "--workdir", work, "-o", bundle]):
+        done = subprocess.run([sys.executable, "-m", "reanimate.cli", *map(str, args)],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+    prepared = prepare_analysis(bundle, tmp_path / "prepared")
+    assert "steps.train.metrics" not in prepared.outputs
+    for model in ("model_even", "model_odd"):
+        pinned = Path(prepared.output(f"steps.train.{model}"))
+        assert pinned.read_bytes() == (repo / "specs" / "models" / "agc-ttbar-jet-assignment"
+                                       / "v1" / f"{model}.json").read_bytes()
+    done = subprocess.run([sys.executable, "-m", "reanimate.cli", "reinterpret", str(bundle),
+                           "--signal", "zprime:mass=1000,events=2000", "-o",
+                           str(tmp_path / "point")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "point" / "limits.json").read_text())
+    assert record["status"] == "ok" and record["analysis"]["kind"] == "bundle"

@@ -357,6 +357,11 @@ def crate_metadata(plan, run: PreservedRun, collected: Collected, members: dict[
                for i, a in enumerate(meta.authors, 1)]
     if authors:
         root["author"] = authors
+    # the spec's references (papers, records, code): schema.org citation, one entity each
+    citations = [context({"@id": str(ref), "@type": "CreativeWork", "name": str(ref),
+                          "url": str(ref)}) for ref in dict.fromkeys(meta.references or [])]
+    if citations:
+        root["citation"] = citations
 
     # formal parameters: the slots of the workflow and its tools
     def formal(identifier: str, name: str, kind: str, description: str | None = None) -> dict:

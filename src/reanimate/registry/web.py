@@ -177,8 +177,7 @@ def _metadata(text: str) -> dict:
         "published": str(raw.get("published") or ""),
         "conforms_to": [str(c) for c in listed("conforms_to")],
         "spec": str(raw.get("spec") or ""),
-        "code": raw.get("code") if isinstance(raw.get("code"), str) else
-        json.dumps(raw.get("code"), sort_keys=True) if raw.get("code") else "",
+        "code": _code(raw.get("code")),
         "steps": [{"name": str(st.get("name", "")), "status": str(st.get("status", "")),
                    "image": str(st.get("image") or "")}
                   for st in listed("steps") if isinstance(st, dict)],
@@ -187,6 +186,14 @@ def _metadata(text: str) -> dict:
                   for f in files],
         "total_size": sum(f.get("size") or 0 for f in files if isinstance(f.get("size"), int)),
     }
+
+
+def _code(code) -> str:
+    """The bundle's code line: its wheel, version and sha256 (any other shape as JSON)."""
+    if isinstance(code, dict) and code.get("wheel"):
+        return (f"{code['wheel']} (version {code.get('version') or '?'}, sha256 "
+                f"{code.get('sha256') or '?'})")
+    return code if isinstance(code, str) else json.dumps(code, sort_keys=True) if code else ""
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)

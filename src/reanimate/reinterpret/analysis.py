@@ -121,9 +121,11 @@ def _bundle(path: Path, workdir: Path) -> PreparedAnalysis:
     outputs = {}
     for name, step in loaded.spec.steps.items():
         for out, declared in step.outputs.items():
-            if name in pins:
+            if name in pins:  # a pinned step's outputs are its pinned files, as in a run
                 entry = pins[name].get("files", {}).get(out)
-                found = loaded.base_dir / entry["path"] if entry else None
+                if entry is None:
+                    continue
+                found = loaded.base_dir / entry["path"]
             else:
                 found = target / "outputs" / name / declared.rstrip("/")
             if found is None or not found.exists():
