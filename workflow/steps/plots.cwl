@@ -6,7 +6,7 @@ doc: Stacked distributions, variations, pulls, pre- and post-fit (PNG and PDF).
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
-    dockerImageId: sha256:e097cb07f89971c4d77a423b463d1821a37b7e819d88d7252eb5d07cbf7a17ae
+    dockerImageId: sha256:8562a86287ebc0572aae48a89a70d73ec68cf868a1745099624534eb92e81758
 baseCommand:
 - python
 - -m
