@@ -333,6 +333,18 @@ def test_tokens(server):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "cannot open" in done.stderr
 
+    # list shows no secret; revoke by prefix: refused from the next request on, idempotent
+    listed = cli("registry", "token", "list", "--store", server.store)
+    assert listed.returncode == 0 and token[:12] in listed.stdout and token not in listed.stdout
+    done = cli("registry", "token", "revoke", token[:12], "--store", server.store)
+    assert done.returncode == 0, done.stderr
+    who = httpx.get(server.url + API + "/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert who.status_code == 401 and who.json()["error"] == "unknown or revoked token"
+    again = cli("registry", "token", "revoke", token[:12], "--store", server.store)
+    assert again.returncode == 0
+    missing = cli("registry", "token", "revoke", "rnm_nothing", "--store", server.store)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
 
 CAMPAIGN = """campaign_version: 1
 name: scan

@@ -74,3 +74,38 @@ def token_create(
     secret = auth.create_token(settings, owner, scope, name)
     err.print(f"token for {owner} ({' '.join(auth.check_scopes(scope))}); it is not shown again:")
     print(secret)
+
+
+@token_app.command("list")
+def token_list(
+    database: str = typer.Option(None, "--database", help=DATABASE_HELP),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Every token: id, owner, scopes, prefix (its first characters), made, revoked. Secrets
+    are never stored, so never shown."""
+    from datetime import UTC, datetime
+
+    from reanimate.registry import auth
+    from reanimate.registry.config import settings_from
+
+    def when(t):
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC") if t else "-"
+
+    for t in auth.list_tokens(settings_from(store, database)):
+        print(f"{t['id']:>4}  {t['prefix']}  {t['owner']:<16} {' '.join(t['scopes']):<24} "
+              f"made {when(t['created_at'])}  revoked {when(t['revoked_at'])}"
+              f"{'  ' + t['name'] if t['name'] else ''}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    which: str = typer.Argument(..., help="The token's id or prefix, as `token list` shows."),
+    database: str = typer.Option(None, "--database", help=DATABASE_HELP),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Revoke a token: the server refuses it (401) from the next request on. The record stays."""
+    from reanimate.registry import auth
+    from reanimate.registry.config import settings_from
+
+    done = auth.revoke_token(settings_from(store, database), which)
+    err.print(f"revoked token {done['id']} ({done['prefix']}…) of {done['owner']}")

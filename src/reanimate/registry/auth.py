@@ -106,3 +106,35 @@ def principal(session: Session, header: str | None) -> Principal | None:
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.hash, digest):
         raise Unauthorized("unknown or revoked token")
     return Principal(row.owner, frozenset(row.scopes.split()), row.id)
+
+
+def _ready(settings) -> None:
+    db.require_current(settings.database_url)
+
+
+def list_tokens(settings) -> list[dict]:
+    """Every token (never its secret): id, owner, name, scopes, prefix, created, revoked."""
+    _ready(settings)
+    with db.session(settings.database_url) as s:
+        return [{"id": t.id, "owner": t.owner, "name": t.name, "scopes": t.scopes.split(),
+                 "prefix": t.prefix, "created_at": t.created_at, "revoked_at": t.revoked_at}
+                for t in s.scalars(select(Token).order_by(Token.id))]
+
+
+def revoke_token(settings, which: str) -> dict:
+    """Revoke the token whose id or prefix (its first 12 characters, as listed) is `which`;
+    from then on it is refused (401). Idempotent; the row stays, as a record."""
+    _ready(settings)
+    with db.session(settings.database_url) as s:
+        query = select(Token).where(Token.prefix == which)
+        if which.isdigit():
+            query = select(Token).where(Token.id == int(which))
+        rows = s.scalars(query).all()
+        if len(rows) != 1:
+            raise ReanimateError(f"{which!r}: {'no' if not rows else 'more than one'} token "
+                                 "with that id or prefix (see `reanimate registry token list`)")
+        row = rows[0]
+        if row.revoked_at is None:
+            row.revoked_at = time.time()
+        return {"id": row.id, "owner": row.owner, "prefix": row.prefix,
+                "revoked_at": row.revoked_at}
