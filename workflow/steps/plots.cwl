@@ -6,7 +6,7 @@ doc: Stacked distributions, variations, pulls, pre- and post-fit (PNG and PDF).
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
-    dockerImageId: sha256:8562a86287ebc0572aae48a89a70d73ec68cf868a1745099624534eb92e81758
+    dockerImageId: sha256:a38c0c743e9c8ed3670d507b4aeefc9c6243a1ffe540640dee703c5e53ec3896
 baseCommand:
 - python
 - -m
