@@ -47,7 +47,8 @@ def publish(
             bundle = made.path
         elif not bundle.is_file():
             raise ReanimateError(f"{bundle}: no such bundle")
-        from reanimate.registry.client import RegistryError, bundle_identity, sha256_of
+        from reanimate.hashing import sha256_file
+        from reanimate.registry.client import RegistryError, bundle_identity
 
         name, version = bundle_identity(bundle)
         err.print(f"[dim]uploading {bundle.name} to {reg.url}[/dim]", soft_wrap=True)
@@ -55,7 +56,7 @@ def publish(
             status, info = reg.publish(bundle, private=private)
         except RegistryError as exc:
             if exc.status == 409:
-                mine = sha256_of(bundle)
+                mine = sha256_file(bundle)
                 theirs = _published_digest(reg, name, version) or "another digest"
                 raise ReanimateError(f"{name}@{version} is already published with sha256 "
                                      f"{theirs}; this bundle is sha256 {mine}: versions are "

@@ -23,8 +23,8 @@ from reanimate.reinterpret import campaign_plots
 from reanimate.reinterpret.campaign import (
     Campaign,
     campaign_source,
-    expand,
     point_name,
+    signal_paths,
     validate_campaign,
 )
 from reanimate.spec.problems import Problem
@@ -114,10 +114,8 @@ def check_submission(text: str, files: dict[str, Path], *, where: str = CAMPAIGN
     else:
         points = []
         for labels in campaign.grid.labels():
-            if signal.route != "recipe":
-                expanded = expand(signal.pattern, labels).partition("@")[0]
-                for part in (p for p in expanded.split(",") if p):
-                    references.append(_need(part, uploads, f"signal.{signal.route}"))
+            references += [_need(part, uploads, f"signal.{signal.route}")
+                           for part in signal_paths(campaign, labels)]
             points.append({"name": point_name(labels), "labels": labels})
     seen: set[str] = set()
     for position, point in enumerate(points):

@@ -10,7 +10,6 @@ place (an interrupted download resumes with a Range request).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -20,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reanimate.errors import ReanimateError
+from reanimate.hashing import sha256_file
 
 API = "/api/v1"
 CHUNK = 1024 * 1024
@@ -57,14 +57,6 @@ def bundle_identity(bundle: Path) -> tuple[str, str]:
     if not name or not version:
         raise ReanimateError(f"{bundle}: its crate metadata names no name and version")
     return str(name), str(version)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -176,7 +168,7 @@ class RegistryClient:
         were already published, the version JSON). 409 (other bytes) is a RegistryError."""
         bundle = Path(bundle)
         name, version = bundle_identity(bundle)
-        sha, size = sha256_of(bundle), bundle.stat().st_size
+        sha, size = sha256_file(bundle), bundle.stat().st_size
         response = self.request(
             "PUT", f"/analyses/{_q(name)}/versions/{_q(version)}", content=_chunks(bundle),
             params={"private": "true"} if private else None,
@@ -210,7 +202,7 @@ class RegistryClient:
         """GET url into dest through `.dest.part` (resumed with Range when it exists), the
         sha256 checked before the atomic rename. A dest that already has the digest is kept."""
         dest = Path(dest)
-        if sha256 and dest.is_file() and sha256_of(dest) == sha256:
+        if sha256 and dest.is_file() and sha256_file(dest) == sha256:
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(f".{dest.name}.part")
@@ -228,7 +220,7 @@ class RegistryClient:
                 os.fsync(fh.fileno())
         finally:
             response.close()
-        got = sha256_of(part)
+        got = sha256_file(part)
         if sha256 and got != sha256 and have:  # a part left by something else: start again
             part.unlink()
             return self.fetch(url, dest, sha256)
@@ -311,18 +303,13 @@ def referenced_files(campaign_file: Path) -> dict[str, Path]:
     its signal names: signal.files / signal.histograms expanded over the grid (a folder: every
     file below it; a catalogue: also the local files it lists), or signal.patchset. A recipe
     campaign references none."""
-    from reanimate.reinterpret.campaign import expand, load_campaign
+    from reanimate.reinterpret.campaign import load_campaign, signal_paths
 
     campaign, path = load_campaign(campaign_file)
     base = path.parent
     signal = campaign.signal
-    names: list[str] = []
-    if signal.route == "patchset":
-        names.append(signal.patchset)
-    elif signal.route in ("files", "histograms") and campaign.grid is not None:
-        for labels in campaign.grid.labels():
-            text = expand(signal.pattern, labels).partition("@")[0]
-            names += [p for p in text.split(",") if p]
+    grid = campaign.grid.labels() if campaign.grid is not None else [{}]
+    names = [name for labels in grid for name in signal_paths(campaign, labels)]
     found: dict[str, Path] = {}
     for name in dict.fromkeys(names):
         rel = _relative(name, signal.route)

@@ -205,6 +205,18 @@ def expand(pattern: str, labels: dict[str, Any]) -> str:
     return pattern.format_map({k: _key(v) for k, v in labels.items()})
 
 
+def signal_paths(campaign: Campaign, labels: dict[str, Any]) -> list[str]:
+    """The paths, as the campaign file writes them, that a point's signal reads: its
+    signal.files / signal.histograms pattern expanded (comma-separated, any `@xsec` suffix
+    dropped), or signal.patchset; none for a recipe."""
+    signal = campaign.signal
+    if signal.route == "patchset":
+        return [signal.patchset]
+    if signal.route == "recipe":
+        return []
+    return [p for p in expand(signal.pattern, labels).partition("@")[0].split(",") if p]
+
+
 def point_name(labels: dict[str, Any]) -> str:
     return ",".join(f"{k}={_key(v)}" for k, v in labels.items())
 
