@@ -6,7 +6,7 @@ doc: Selection, every systematic, pseudo-data and BDT inference, on Dask.
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
-    dockerImageId: sha256:a38c0c743e9c8ed3670d507b4aeefc9c6243a1ffe540640dee703c5e53ec3896
+    dockerImageId: sha256:0d46f041a0e074e3b59ab9af864e0792e2fc4535a25b01e0e8b3ac345524131f
   ResourceRequirement:
     ramMin: 4096
 baseCommand:
