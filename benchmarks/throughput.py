@@ -100,7 +100,7 @@ def measure(files: list[str], workers: int, chunk_size: int, memory: str,
             for s in range(0, n, chunk_size)
         ]
     events = sum(t.entry_stop - t.entry_start for t in tasks)
-    with distributed.dask_client(workers, 1, memory) as client:
+    with distributed.dask_client(workers=workers, memory_per_worker=memory) as client:
         warm = [ChunkTask("ttbar", "nominal", files[0], 0, 1000, 1.0, 42)] * workers
         distributed.run_chunks(client, warm, progress=False)  # imports on every worker
         out = {"workers": workers, "events": events, "chunks": len(tasks)}

@@ -220,7 +220,8 @@ def test_failing_chunk_is_returned_not_logged(copy):
     _edit(copy / "catalogue.json",
           lambda doc: doc["single_top_tW"]["nominal"]["files"][0].update(sha256=_sha256(bad)))
     plan = distributed.plan_chunks(samples.load_samples(copy, ["single_top_tW"]), 1000, None, 42)
-    with distributed.dask_client(1, 1, "1Gi", processes=False) as client:
+    with distributed.dask_client(workers=1, threads_per_worker=1, memory_per_worker="1Gi",
+                                 processes=False) as client:
         with pytest.raises(ReanimateError, match=r"single_top_tW__nominal__000\.root entries "
                                                  r"\[0, \d+\) \(single_top_tW\.nominal\): "):
             distributed.run_chunks(client, plan.tasks, progress=False)

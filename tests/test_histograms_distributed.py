@@ -44,7 +44,8 @@ def catalogue(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.dask_client(2, 1, "1Gi", processes=False) as c:
+    with distributed.dask_client(workers=2, threads_per_worker=1, memory_per_worker="1Gi",
+                                 processes=False) as c:
         yield c
 
 
@@ -92,7 +93,8 @@ def test_bit_identical_whatever_the_order_and_workers(client, reference, catalog
     assert ref.keys() == other.keys()
     for name in ref:
         assert ref[name].tobytes() == other[name].tobytes(), name
-    with distributed.dask_client(1, 1, "1Gi", processes=False) as one:
+    with distributed.dask_client(workers=1, threads_per_worker=1, memory_per_worker="1Gi",
+                                 processes=False) as one:
         single, _, _ = _run(one, catalogue, order="shuffle")
     for name in ref:
         assert ref[name].tobytes() == single[name].tobytes(), name
@@ -241,8 +243,10 @@ def test_step_program_user_errors(tmp_path):
 def test_scheduler_without_workers_is_an_error_not_a_hang(monkeypatch):
     from distributed import LocalCluster
 
-    monkeypatch.setattr(distributed, "WAIT_FOR_WORKERS_S", 1)
-    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 2)
+    from reanimate import dask_cluster
+
+    monkeypatch.setattr(dask_cluster, "WAIT_FOR_WORKERS_S", 1)
+    monkeypatch.setattr(dask_cluster, "CONNECT_TIMEOUT_S", 2)
     with LocalCluster(n_workers=0, processes=False, protocol="tcp",
                       dashboard_address=":0") as cluster:
         with pytest.raises(ReanimateError, match="has no workers"):

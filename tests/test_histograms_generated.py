@@ -39,7 +39,8 @@ def test_regions_and_observables_match_the_loop(generated):
 def test_full_stage_matches_the_loop(generated):
     sample_list = samples.load_samples(generated)
     plan = distributed.plan_chunks(sample_list, 120, None, 42)
-    with distributed.dask_client(1, 2, "1Gi", processes=False) as client:
+    with distributed.dask_client(workers=1, threads_per_worker=2, memory_per_worker="1Gi",
+                                 processes=False) as client:
         hists, events = distributed.run_chunks(client, plan.tasks, progress=False)
     output.add_pseudodata(hists)
     assert len(output.ordered(hists)) > 90  # 300 events per sample: a few are empty

@@ -54,6 +54,11 @@ def run(
         "none", "--containers",
         help="none (default: steps run with this Python) or docker (each step inside its image "
              "from the lock, by id; see `reanimate containers build`)."),
+    scheduler: str = typer.Option(
+        None, "--scheduler",
+        help="Dask scheduler address for the steps with a dask: block [default: "
+             "$DASK_SCHEDULER_URI, else one LocalCluster for the whole run, started when first "
+             "needed; a step asking for one worker of one thread runs in its own process]."),
 ) -> None:
     """Run the analysis: steps in dependency order, unchanged steps served from the cache."""
     from reanimate.engines.container import check_mode
@@ -67,8 +72,9 @@ def run(
     if engine == "cwl":
         from reanimate.engines.cwl import run_cwl
 
-        if only or from_step or set_:
-            raise ReanimateError("--only, --from and --set apply to the local engine only")
+        if only or from_step or set_ or scheduler:
+            raise ReanimateError("--only, --from, --set and --scheduler apply to the local "
+                                 "engine only")
         err.print(f"running {spec} with cwltool in {workdir}/cwl ...")
         outputs = run_cwl(loaded, workdir, provenance=provenance,
                           container=containers == "docker")
@@ -77,7 +83,7 @@ def run(
     report = run_spec(
         loaded, workdir, only=only or None, from_step=from_step, jobs=jobs, force=force,
         overrides=parse_overrides(set_ or []), reporter=console_reporter(),
-        containers=containers,
+        containers=containers, scheduler=scheduler,
     )
     print(json.dumps(report.summary(), indent=2))
     if report.failed:

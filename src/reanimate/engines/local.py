@@ -37,6 +37,7 @@ from reanimate.engines.records import (
     report_summary,
 )
 from reanimate.engines.report import Reporter
+from reanimate.engines.run_cluster import RunCluster
 from reanimate.errors import ReanimateError
 from reanimate.hashing import HashMemo, sha256_file
 from reanimate.lock import verified_pin_outputs
@@ -59,7 +60,8 @@ def _read_facts(path: Path) -> dict | None:
 
 class LocalRun:
     def __init__(self, plan: Plan, workdir: Path, jobs: int, force: bool,
-                 reporter: Reporter, containers: ContainerSteps | None = None) -> None:
+                 reporter: Reporter, containers: ContainerSteps | None = None,
+                 scheduler: str | None = None) -> None:
         self.plan = plan
         self.containers = containers  # --containers docker: each step inside its image
         self.workdir = workdir.resolve()
@@ -77,6 +79,9 @@ class LocalRun:
         self.produced_keys: dict[str, str] = {}  # step -> cache key of its adopted outputs
         self.produced: dict[str, dict[str, tuple[Path, str]]] = {}  # step -> out -> (path, sha)
         self.payloads: dict[str, dict] = {}
+        # one Dask cluster for the run's dask: steps (not for steps inside their images)
+        self.cluster = RunCluster({n: plan.steps[n].step.dask for n in plan.order}, plan.deps,
+                                  scheduler, enabled=containers is None)
 
     def verify_external_inputs(self, steps: set[str]) -> None:
         """Hash every dataset file and file: input the steps read; refuse lock mismatches."""
@@ -186,6 +191,10 @@ class LocalRun:
             facts_path = scratch / FACTS_FILE
             env = dict(os.environ, PYTHONHASHSEED="0", REANIMATE_STEP=name,
                        REANIMATE_STEP_FACTS=str(facts_path))
+            try:
+                env.update(self.cluster.environment(name))
+            except ReanimateError as exc:
+                raise StepError(name, str(exc), []) from None
             timeout = step.resources.timeout_seconds if step.resources else None
             changed = self.guard.changed(name, self.produced_keys)
             if changed:
@@ -281,8 +290,13 @@ def run_spec(
     reporter: Reporter | None = None,
     plan: Plan | None = None,
     containers: str = "none",
+    scheduler: str | None = None,
 ) -> RunReport:
-    """Run the spec; `containers="docker"` runs every step inside its image from the lock."""
+    """Run the spec; `containers="docker"` runs every step inside its image from the lock.
+
+    The ``dask:`` steps share one cluster: the Dask scheduler at ``scheduler`` (or
+    ``$DASK_SCHEDULER_URI``), else a LocalCluster the run starts when first needed
+    (:mod:`reanimate.engines.run_cluster`)."""
     reporter = reporter or Reporter()
     check_mode(containers)
     plan = plan or make_plan(loaded, overrides)
@@ -294,7 +308,7 @@ def run_spec(
         raise ReanimateError(f"--workdir {workdir}: exists and is not a folder (or lies "
                              "under a file)")
     steps_in = ContainerSteps(plan, needed) if containers == "docker" else None
-    run = LocalRun(plan, workdir, jobs, force, reporter, steps_in)
+    run = LocalRun(plan, workdir, jobs, force, reporter, steps_in, scheduler)
     try:
         run.workdir.mkdir(parents=True, exist_ok=True)
         run_dir = new_run_dir(run.workdir)
@@ -328,6 +342,11 @@ def _close_run(run: LocalRun, loaded: LoadedSpec, plan: Plan, needed: set[str], 
     """End what still runs, then record what happened (whatever happened)."""
     for process in list(run.live.values()):
         process.end()
+    dask = run.cluster.record()
+    try:
+        run.cluster.close()
+    except Exception as exc:  # noqa: BLE001 - a cluster that will not close must not lose provenance
+        run.reporter.step("failed", "dask", f"could not close the run's Dask cluster ({exc})")
     try:
         run.memo.save()
     except OSError as exc:  # the memo only saves time; a full disk must not lose provenance
@@ -352,6 +371,7 @@ def _close_run(run: LocalRun, loaded: LoadedSpec, plan: Plan, needed: set[str], 
             "ended": now(),
             "environment": environment(),
             **({"containers": run.containers.server} if run.containers else {}),
+            **({"dask": dask} if dask else {}),
             "parameters": plan.parameters,
             "steps": [records[n].as_dict() for n in run.order],
         })
@@ -406,6 +426,7 @@ def _schedule(run: LocalRun, selected: set[str], needed: set[str], run_dir: Path
                 run.reporter.step("running", name, "running")
                 started_at[name] = time.monotonic()
                 forced = run.force and name in selected
+                run.cluster.warm(name)
                 running[pool.submit(run.execute, name, key, paths, run_dir, forced)] = name
             if not running:
                 if pending and not any(

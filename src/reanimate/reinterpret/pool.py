@@ -1,67 +1,22 @@
 """One Dask cluster for many independent points, and their results as they finish.
 
 Every user of many points (`reanimate limits` over a patchset, campaigns) goes through
-:func:`dask_client` and :func:`map_unordered`, so there is one cluster per command, never one per
-point. The address comes from the caller (`--scheduler`), else ``$DASK_SCHEDULER_URI`` (REANA's
-convention), else a fresh LocalCluster of single-threaded worker processes.
+:func:`~reanimate.dask_cluster.dask_client` and :func:`map_unordered`, so there is one cluster per
+command, never one per point. The address comes from the caller (`--scheduler`), else
+``$DASK_SCHEDULER_URI`` (REANA's convention, and the local engine's for the steps of a run), else a
+fresh LocalCluster of single-threaded worker processes.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
+from reanimate.dask_cluster import dask_client, default_workers
 from reanimate.errors import ReanimateError
 
-SCHEDULER_ENV = "DASK_SCHEDULER_URI"
-CONNECT_TIMEOUT_S = 30
-WAIT_FOR_WORKERS_S = 120
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else (os.cpu_count() or 1))
-
-
-@contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None,
-                memory_per_worker: str | None = None) -> Iterator:
-    """A distributed Client: on `scheduler`, else ``$DASK_SCHEDULER_URI``, else a LocalCluster
-    of `workers` single-threaded processes (default: one per available core)."""
-    from distributed import Client, LocalCluster
-
-    address = scheduler or os.environ.get(SCHEDULER_ENV)
-    if address:
-        try:
-            client = Client(address, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
-            raise ReanimateError(f"cannot connect to the Dask scheduler {address}: {exc}") from None
-        try:
-            try:
-                client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
-            except TimeoutError:
-                raise ReanimateError(f"the Dask scheduler {address} has no workers (waited "
-                                     f"{WAIT_FOR_WORKERS_S} s)") from None
-            yield client
-        finally:
-            client.close()
-        return
-    n = workers if workers is not None else default_workers()
-    if n < 1:
-        raise ReanimateError(f"--workers must be at least 1, got {n}")
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           memory_limit=memory_per_worker or 0, dashboard_address=":0",
-                           silence_logs=logging.ERROR)
-    client = Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
+__all__ = ["PointFailure", "dask_client", "default_workers", "map_unordered"]
 
 
 @dataclass(frozen=True)

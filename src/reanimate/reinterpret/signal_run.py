@@ -21,11 +21,10 @@ import os
 import time
 from pathlib import Path
 
+from reanimate.dask_cluster import SCHEDULER_ENV
 from reanimate.errors import ReanimateError
 from reanimate.reinterpret.analysis import PreparedAnalysis
 from reanimate.reinterpret.signals import Signal, parse_signal
-
-SCHEDULER_ENV = "DASK_SCHEDULER_URI"
 
 
 def point_name(signal: Signal) -> str:

@@ -9,29 +9,21 @@ entry range.
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from reanimate.analyses.agc.processing import ChunkTask, num_entries, process_chunk
 from reanimate.analyses.agc.samples import Sample, event_weight, verify_files
+from reanimate.dask_cluster import dask_client, given_scheduler, parse_memory
 from reanimate.errors import ReanimateError
 
-SCHEDULER_ENV = "DASK_SCHEDULER_URI"
-WAIT_FOR_WORKERS_S = 120
-#: glibc malloc settings of our LocalCluster's workers. Dask's default (trim threshold 64 KiB)
-#: returns every freed numpy temporary to the OS and page-faults it back on the next chunk:
-#: +40 % CPU per chunk here. Large temporaries from the heap, free memory above 128 MiB returned.
-MALLOC = {"MALLOC_TRIM_THRESHOLD_": 128 * 2**20, "MALLOC_MMAP_THRESHOLD_": 32 * 2**20}
-CONNECT_TIMEOUT_S = 30
-
+__all__ = ["ChunkTask", "Plan", "dask_client", "in_process", "parse_memory", "plan_chunks",
+           "run_chunks", "run_chunks_here"]
 
 @dataclass
 class Plan:
@@ -76,72 +68,6 @@ def plan_chunks(
                     )
                 )
     return plan
-
-
-def parse_memory(memory: str | int | None) -> int | None:
-    """'2Gi', '512MiB', '2GB' or bytes -> bytes (None: no limit)."""
-    if memory in (None, "", "0", 0):
-        return None
-    from dask.utils import parse_bytes
-
-    try:
-        value = parse_bytes(memory)
-    except (ValueError, TypeError):
-        raise ReanimateError(f"invalid memory size {memory!r} (e.g. 2Gi, 512Mi)") from None
-    if value <= 0:
-        raise ReanimateError(f"invalid memory size {memory!r}: must be positive")
-    return value
-
-
-@contextmanager
-def dask_client(
-    workers: int = 1,
-    threads_per_worker: int = 1,
-    memory_per_worker: str | int | None = "2Gi",
-    scheduler: str | None = None,
-    processes: bool = True,
-) -> Iterator:
-    """A Client on ``scheduler`` (or $DASK_SCHEDULER_URI), else on a fresh LocalCluster."""
-    from distributed import Client, LocalCluster
-
-    address = scheduler or os.environ.get(SCHEDULER_ENV)
-    if address:
-        try:
-            client = Client(address, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
-            raise ReanimateError(f"cannot connect to the Dask scheduler {address}: {exc}") from None
-        try:
-            try:  # a scheduler without workers would make the run wait forever
-                client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
-            except TimeoutError:
-                raise ReanimateError(
-                    f"the Dask scheduler {address} has no workers "
-                    f"(waited {WAIT_FOR_WORKERS_S} s)"
-                ) from None
-            yield client
-        finally:
-            client.close()
-        return
-    if workers < 1 or threads_per_worker < 1:
-        raise ReanimateError("--dask_workers and --dask_threads_per_worker must be >= 1")
-    import dask
-
-    environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in MALLOC.items()}
-    with dask.config.set(environ):
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads_per_worker,
-            memory_limit=parse_memory(memory_per_worker) or 0,
-            processes=processes,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )
-    client = Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def merge_into(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
@@ -242,8 +168,7 @@ def run_chunks_here(
 
 def in_process(workers: int, threads_per_worker: int, scheduler: str | None) -> bool:
     """One local worker of one thread, and no scheduler given: run the chunks right here."""
-    return (workers == 1 and threads_per_worker == 1 and not scheduler
-            and not os.environ.get(SCHEDULER_ENV))
+    return workers == 1 and threads_per_worker == 1 and not given_scheduler(scheduler)
 
 
 def _describe(fut) -> str:

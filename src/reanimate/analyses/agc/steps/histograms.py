@@ -94,8 +94,8 @@ def histogram(args: argparse.Namespace) -> dict:
             plan.tasks, function=function, progress=not args.no_progress)
     else:
         with distributed.dask_client(
-            args.dask_workers, args.dask_threads_per_worker, args.dask_memory_per_worker,
-            args.scheduler,
+            args.scheduler, args.dask_workers, args.dask_threads_per_worker,
+            args.dask_memory_per_worker,
         ) as client:
             hists, events = distributed.run_chunks(
                 client, plan.tasks, function=function, progress=not args.no_progress
