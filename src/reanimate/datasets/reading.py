@@ -33,6 +33,22 @@ from reanimate.urls import is_remote
 TREE = "Events"
 
 
+def _inflate_with_isal() -> None:
+    """uproot inflates zlib baskets with ISA-L when installed: the same bytes, ~40 % less CPU
+    than zlib (the reading cost of the AGC stage). Only uproot's *decompressor* instance is
+    switched; compression of written files stays zlib's, so outputs keep their bytes."""
+    try:
+        import isal.isal_zlib  # noqa: F401
+    except ImportError:
+        return
+    decompressor = getattr(uproot.compression, "_decompress_ZLIB", None)
+    if decompressor is not None and getattr(decompressor, "library", None) == "zlib":
+        decompressor.library = "isal"
+
+
+_inflate_with_isal()
+
+
 def source(path: str | Path, sha256: str | None = None) -> str | Path:
     """What uproot opens for ``path``: a remote URL with a ``sha256`` becomes its verified copy
     in the input cache (fetched on first use); anything else is returned unchanged."""

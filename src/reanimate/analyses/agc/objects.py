@@ -44,12 +44,30 @@ BTAG_THRESHOLD = 0.5
 class Collection:
     """The flat fields of one jagged collection, its per-event counts and offsets."""
 
-    def __init__(self, events: ak.Array, name: str, fields: tuple[str, ...]) -> None:
-        self.counts = ak.to_numpy(ak.num(events[f"{name}_{fields[0]}"], axis=1)).astype(np.int64)
+    def __init__(self, counts: np.ndarray, fields: dict[str, np.ndarray]) -> None:
+        self.counts = counts
         self.offsets = np.zeros(len(self.counts) + 1, dtype=np.int64)
         np.cumsum(self.counts, out=self.offsets[1:])
-        self.event = np.repeat(np.arange(len(self.counts)), self.counts)
-        self.fields = {f: ak.to_numpy(ak.flatten(events[f"{name}_{f}"], axis=1)) for f in fields}
+        self.fields = fields
+
+    @cached_property
+    def event(self) -> np.ndarray:
+        """Per object: the index of its event."""
+        return np.repeat(np.arange(len(self.counts)), self.counts)
+
+    @classmethod
+    def read(cls, events: ak.Array, name: str, fields: tuple[str, ...]) -> Collection:
+        counts, flat = None, {}
+        for f in fields:
+            counts, flat[f] = _flat(events[f"{name}_{f}"])
+        return cls(counts, flat)
+
+    def take(self, events: np.ndarray) -> tuple[Collection, np.ndarray]:
+        """The objects of the ``events`` (sorted indices) and their flat indices in this one."""
+        counts = self.counts[events]
+        index = np.repeat(self.offsets[events] - (np.cumsum(counts) - counts), counts)
+        index += np.arange(len(index), dtype=np.int64)
+        return Collection(counts, {f: v[index] for f, v in self.fields.items()}), index
 
     def __getattr__(self, field: str) -> np.ndarray:
         try:
@@ -64,20 +82,46 @@ class Collection:
         return passed[self.offsets[1:]] - passed[self.offsets[:-1]]
 
 
+def _flat(jagged: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(counts as int64, flat content) of a jagged array of numbers, without copies where
+    uproot's list-offset layout allows."""
+    layout = jagged.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
+            layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets.data)
+        content = np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
+        return np.diff(offsets).astype(np.int64), content
+    return (ak.to_numpy(ak.num(jagged, axis=1)).astype(np.int64),
+            ak.to_numpy(ak.flatten(jagged, axis=1)))
+
+
 class Events:
     """The branches of one chunk in flat form."""
 
-    def __init__(self, events: ak.Array) -> None:
+    def __init__(self, events: ak.Array | None) -> None:
+        if events is None:  # filled by :meth:`take`
+            return
         self.array = events
         self.n = len(events)
         self.run = ak.to_numpy(events.run)
         self.luminosityBlock = ak.to_numpy(events.luminosityBlock)
         self.event = ak.to_numpy(events.event)
-        self.electrons = Collection(events, "Electron", ("pt", "eta", "cutBased", "sip3d"))
-        self.muons = Collection(
+        self.electrons = Collection.read(events, "Electron", ("pt", "eta", "cutBased", "sip3d"))
+        self.muons = Collection.read(
             events, "Muon", ("pt", "eta", "tightId", "sip3d", "pfRelIso04_all")
         )
-        self.jets = Collection(events, "Jet", ("pt", "eta", "phi", "mass", "btagCSVV2", "jetId"))
+        self.jets = Collection.read(events, "Jet",
+                                    ("pt", "eta", "phi", "mass", "btagCSVV2", "jetId"))
+
+    def take(self, events: np.ndarray) -> tuple[Events, np.ndarray]:
+        """The ``events`` (sorted indices) with their jets (no leptons: the selection has used
+        them), and the jets' flat indices in this chunk."""
+        sub = Events(None)
+        sub.array, sub.n = None, len(events)
+        sub.run, sub.luminosityBlock, sub.event = (
+            x[events] for x in (self.run, self.luminosityBlock, self.event))
+        sub.jets, index = self.jets.take(events)
+        return sub, index
 
     @cached_property
     def jet_pt64(self) -> np.ndarray:
@@ -104,6 +148,14 @@ def jet_quality(ev: Events) -> np.ndarray:
     """Per-jet part of the selection no pT variation changes: |eta| < 2.4, (jetId & 4) != 0."""
     j = ev.jets
     return (np.abs(j.eta) < 2.4) & ((j.jetId & 4) != 0)
+
+
+def candidates(ev: Events, lepton: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Per event: can enter a region under some jet-pT variation — one lepton, at least four
+    jets passing the pT-independent cuts, one of them b-tagged. A variation only moves jets across
+    the pT cut, so every region's events are among these; the variations run on them alone."""
+    jets = ev.jets
+    return lepton & (jets.per_event(quality) >= 4) & (jets.per_event(quality & ev.btagged) >= 1)
 
 
 @dataclass
@@ -180,6 +232,18 @@ def select_regions(
         out[region] = RegionSelection(
             region, pt_variation, mask, observable, index, counts, pt, ev
         )
+    return out
+
+
+def in_chunk(regions: dict[str, RegionSelection], ev: Events, events: np.ndarray,
+             jet_index: np.ndarray) -> dict[str, RegionSelection]:
+    """Selections made on ``ev.take(events)`` (giving ``jet_index``), in terms of the chunk."""
+    out = {}
+    for region, sel in regions.items():
+        mask = np.zeros(ev.n, dtype=bool)
+        mask[events[sel.event_mask]] = True
+        out[region] = RegionSelection(region, sel.pt_variation, mask, sel.observable,
+                                      jet_index[sel.jet_index], sel.jet_counts, sel.jet_pt, ev)
     return out
 
 

@@ -100,11 +100,16 @@ def process_events(
     ev = objects.Events(events)
     lepton = objects.one_lepton(ev)
     quality = objects.jet_quality(ev)
+    # the variations run on the candidate events alone (a fifth of ttbar's, fewer elsewhere)
+    chosen = np.flatnonzero(objects.candidates(ev, lepton, quality))
+    sub, jet_index = ev.take(chosen)
+    sub_quality = quality[jet_index]
+    sub_lepton = np.ones(sub.n, dtype=bool)
     pt_variations = systematics.PT_VARIATIONS if variation == "nominal" else ("nominal",)
     for pt_var in pt_variations:
-        regions = objects.select_regions(
-            ev, systematics.jet_pt(ev, pt_var, seed, quality), lepton, quality, pt_var
-        )
+        regions = objects.in_chunk(objects.select_regions(
+            sub, systematics.jet_pt(sub, pt_var, seed, sub_quality), sub_lepton, sub_quality,
+            pt_var), ev, chosen, jet_index)
         for region, sel in regions.items():
             w = np.full(len(sel.observable), weight, dtype=np.float64)
             name = variation if pt_var == "nominal" else pt_var
