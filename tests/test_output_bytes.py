@@ -26,7 +26,8 @@ EVENTS = 4000
 def chain_spec(tmp_path: Path, workers: int) -> Path:
     doc = yaml.safe_load((REPO / "specs" / "agc-ttbar.yaml").read_text())
     doc["parameters"]["events"] = EVENTS
-    doc["parameters"]["chunk_size"] = 3000  # several chunks per sample, so the merge order counts
+    # several files per sample, so the merge order counts (one basket, one chunk, per file)
+    doc["steps"]["datasets"]["parameters"]["events_per_file"] = 1500
     doc["steps"]["datasets"]["parameters"]["signal_masses"] = "none"
     doc["steps"]["histograms"]["dask"]["workers"] = workers
     del doc["containers"]["analysis"]["build"]

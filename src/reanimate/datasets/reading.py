@@ -172,6 +172,37 @@ def num_entries(path: str | Path, sha256: str | None = None) -> int:
         tree.file.close()
 
 
+def basket_starts(path: str | Path, branches: Iterable[str], sha256: str | None = None,
+                  ) -> list[int]:
+    """Entries at which every one of ``branches`` starts a basket, from 0 to the number of
+    entries (both included): the ranges that can be read without decompressing a basket twice.
+    Branches missing from the file are left out (reading them reports the error)."""
+    tree = open_events_tree(path, sha256)
+    try:
+        present = [b for b in branches if b in tree]
+        if not present:
+            return [0, int(tree.num_entries)]
+        return [int(x) for x in tree.common_entry_offsets(filter_name=present)]
+    finally:
+        tree.file.close()
+
+
+def aligned_ranges(starts: list[int], size: int) -> list[tuple[int, int]]:
+    """Entry ranges of about ``size`` entries whose edges are among ``starts`` (basket starts,
+    from :func:`basket_starts`): consecutive baskets are grouped while the range stays within
+    ``size``; a basket larger than ``size`` is one range of its own."""
+    if size < 1:
+        raise ReanimateError(f"chunk size must be positive, got {size}")
+    ranges, begin = [], starts[0]
+    for previous, edge in zip(starts[:-1], starts[1:], strict=True):
+        if edge - begin > size and previous > begin:
+            ranges.append((begin, previous))
+            begin = previous
+    if starts[-1] > begin:
+        ranges.append((begin, starts[-1]))
+    return ranges
+
+
 def read_events(
     path: str | Path,
     branches: Iterable[str],

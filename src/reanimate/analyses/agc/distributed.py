@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reanimate.analyses.agc.processing import ChunkTask, num_entries, process_chunk
+from reanimate.analyses.agc.processing import ChunkTask, basket_starts, process_chunk
 from reanimate.analyses.agc.samples import Sample, event_weight, verify_files
 from reanimate.dask_cluster import dask_client, given_scheduler, parse_memory
+from reanimate.datasets.reading import aligned_ranges
 from reanimate.errors import ReanimateError
 
 __all__ = ["ChunkTask", "Plan", "dask_client", "in_process", "parse_memory", "plan_chunks",
@@ -40,16 +41,22 @@ class Plan:
 def plan_chunks(
     samples: Sequence[Sample], chunk_size: int, max_files: int | None, seed: int
 ) -> Plan:
-    """The chunks of ``samples``, after checking every local file's sha256 (each file once)."""
+    """The chunks of ``samples``, after checking every local file's sha256 (each file once).
+
+    A chunk holds at most ``chunk_size`` entries and starts and ends where all the stage's
+    branches start a basket, so no basket is decompressed twice (a basket larger than
+    ``chunk_size`` is a chunk of its own)."""
     if chunk_size <= 0:
         raise ReanimateError(f"chunk size must be positive, got {chunk_size}")
     verify_files(samples, max_files)
     plan = Plan()
     for sample in samples:
         files = sample.files[:max_files] if max_files else sample.files
-        entries = []
+        entries, layouts = [], []
         for f in files:
-            n = num_entries(f.path, f.sha256)  # a remote file with a digest: fetched here
+            starts = basket_starts(f.path, f.sha256)  # a remote file with a digest: fetched here
+            n = starts[-1]
+            layouts.append(starts)
             if f.nevts is not None and f.nevts != n:
                 raise ReanimateError(
                     f"{f.path}: the catalogue says {f.nevts} events, the file has {n} "
@@ -59,14 +66,10 @@ def plan_chunks(
         nevts = sum(entries)
         plan.nevts[(sample.process, sample.variation)] = nevts
         weight = event_weight(sample, nevts)
-        for f, n in zip(files, entries, strict=True):
-            for start in range(0, n, chunk_size):
-                plan.tasks.append(
-                    ChunkTask(
-                        sample.process, sample.variation, f.path, start,
-                        min(start + chunk_size, n), weight, seed, f.sha256,
-                    )
-                )
+        for f, starts in zip(files, layouts, strict=True):
+            for start, stop in aligned_ranges(starts, chunk_size):
+                plan.tasks.append(ChunkTask(sample.process, sample.variation, f.path, start,
+                                            stop, weight, seed, f.sha256))
     return plan
 
 

@@ -65,7 +65,7 @@ def fill(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.stack([np.array(view.value), np.array(view.variance)])
 
 
-# The reading seam: every file access of the stage goes through these two functions, which use
+# The reading seam: every file access of the stage goes through these functions, which use
 # the shared reading layer (branch-type validation, one error family for unreadable files).
 
 
@@ -85,6 +85,13 @@ def num_entries(path: str, sha256: str | None = None) -> int:
     from reanimate.datasets.reading import num_entries
 
     return num_entries(path, sha256)
+
+
+def basket_starts(path: str, sha256: str | None = None) -> list[int]:
+    """Entries where all the stage's branches start a basket (0 and the entry count included)."""
+    from reanimate.datasets.reading import basket_starts
+
+    return basket_starts(path, objects.BRANCHES, sha256)
 
 
 def process_events(
