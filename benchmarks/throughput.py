@@ -1,19 +1,24 @@
-"""Throughput of the AGC histogramming stage: events/s per core, reading vs the full stage.
+"""Throughput of the AGC histogram stage: reading alone, the full stage, the stage with ML.
 
-    .venv/bin/python benchmarks/throughput.py [--events 2000000] [--workers 1,2]
-        [--chunk_size 100000] [--base_events 100000] [--data DIR]
+    .venv/bin/python benchmarks/throughput.py [--events 300000] [--workers 1]
+        [--chunk_size 200000] [--base_events 300000] [--file_events N] [--data DIR]
+        [--ml [--ml_trees 100 --ml_depth 5]] [--rounds 3] [--memory 4Gi]
 
-Builds ``--events`` ttbar events in a temporary folder (generated NanoAOD-schema events when
-the generator is installed — ``--base_events`` generated, then the file copied — else the real
-200-event CMS file's events replicated), then for each worker count starts a Dask LocalCluster
-(real worker processes, one thread each) and measures:
+Builds ``--events`` ttbar events in a folder (generated NanoAOD-schema events when the generator
+is installed, ``--base_events`` generated and the file copied; else the real 200-event CMS file
+replicated; ``--file_events`` rewrites them with 10,000-entry baskets), then for each worker
+count starts a Dask LocalCluster (worker processes, one thread each) and runs, over all chunks
+(basket-aligned, at most ``--chunk_size`` entries), in ``--rounds`` interleaved rounds:
 
-  (a) reading the branches the stage needs, chunk by chunk, and nothing else;
-  (b) the full stage: selection, every systematic variation, histogram filling, ordered merge.
+  read (uproot zlib)  the stage's branches read by uproot with its own zlib inflater;
+  read                the same with the stage's reading (ISA-L inflater, the same bytes);
+  full                the stage: selection, every systematic, histogram filling, ordered merge;
+  full+ML             with ``--ml``: plus the BDT inference (models trained on the file).
 
-Prints events/s per core for both (wall clock / workers) and the ratio b/a (goal >= 0.5); the
-same per CPU-second the workers actually used (robust on a shared machine); each worker's peak
-RSS. Figures, not asserts.
+Prints, min and median over the rounds, events/s per core (wall / workers) and per CPU-second
+of the workers (robust on a shared machine), the ratios to both reading baselines, full+ML /
+full, and the workers' RSS after every round (flat = no growth over repeated chunks) and their
+peak. Figures, never asserts.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -87,49 +93,75 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def measure(files: list[str], workers: int, chunk_size: int, memory: str,
-            ml_function=None) -> dict:
-    from reanimate.analyses.agc import distributed, processing
-    from reanimate.analyses.agc.processing import ChunkTask
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
-    tasks = []
+
+def read_plain_uproot(task):
+    """The reading baseline with uproot's own zlib inflater (the stage inflates with ISA-L)."""
+    import uproot
+
+    from reanimate.analyses.agc import processing
+
+    decompressor = uproot.compression._decompress_ZLIB
+    saved, decompressor.library = decompressor.library, "zlib"
+    try:
+        return processing.read_only(task)
+    finally:
+        decompressor.library = saved
+
+
+def measure(files: list[str], workers: int, chunk_size: int, memory: str,
+            ml_function=None, rounds: int = 3) -> dict:
+    """Each function over all chunks, ``rounds`` times interleaved; per function the events/s
+    per core (wall) and per CPU-second of the workers, as lists over rounds; workers' RSS after
+    every round and their peak."""
+    from reanimate.analyses.agc import distributed, processing
+
+    plan_tasks = []
     for path in files:
-        n = processing.num_entries(path)
-        tasks += [
-            ChunkTask("ttbar", "nominal", path, s, min(s + chunk_size, n), 1.0, 42)
-            for s in range(0, n, chunk_size)
-        ]
-    events = sum(t.entry_stop - t.entry_start for t in tasks)
+        starts = processing.basket_starts(path)
+        plan_tasks += [processing.ChunkTask("ttbar", "nominal", path, a, b, 1.0, 42)
+                       for a, b in distributed.aligned_ranges(starts, chunk_size)]
+    events = sum(t.entry_stop - t.entry_start for t in plan_tasks)
+    functions = [("read (uproot zlib)", read_plain_uproot), ("read", processing.read_only),
+                 ("full", processing.process_chunk)]
+    if ml_function is not None:  # (c): the stage with the ML inference filler
+        functions.append(("full+ML", ml_function))
+    out = {"workers": workers, "events": events, "chunks": len(plan_tasks), "rss": []}
     with distributed.dask_client(workers=workers, memory_per_worker=memory) as client:
-        warm = [ChunkTask("ttbar", "nominal", files[0], 0, 1000, 1.0, 42)] * workers
-        distributed.run_chunks(client, warm, progress=False)  # imports on every worker
-        out = {"workers": workers, "events": events, "chunks": len(tasks)}
-        functions = [("read", processing.read_only), ("full", processing.process_chunk)]
-        if ml_function is not None:  # (c): the stage with the ML inference filler
-            functions.append(("ml", ml_function))
-        for label, fn in functions:
-            cpu0 = sum(client.run(_cpu_s).values())
-            start = time.perf_counter()
-            _, n = distributed.run_chunks(client, tasks, function=fn, progress=False)
-            elapsed = time.perf_counter() - start
-            cpu = sum(client.run(_cpu_s).values()) - cpu0
-            assert n == events
-            out[label] = events / elapsed / workers
-            out[f"{label}_s"] = elapsed
-            out[f"{label}_cpu"] = events / cpu
+        warm = [processing.ChunkTask("ttbar", "nominal", files[0], 0, 1000, 1.0, 42)] * workers
+        for _, fn in functions:
+            distributed.run_chunks(client, warm, function=fn, progress=False)  # imports
+        for _ in range(rounds):
+            for label, fn in functions:
+                cpu0 = sum(client.run(_cpu_s).values())
+                start = time.perf_counter()
+                _, n = distributed.run_chunks(client, plan_tasks, function=fn, progress=False)
+                elapsed = time.perf_counter() - start
+                cpu = sum(client.run(_cpu_s).values()) - cpu0
+                assert n == events
+                out.setdefault(label, []).append(events / elapsed / workers)
+                out.setdefault(f"{label} cpu", []).append(events / cpu)
+            out["rss"].append(sum(client.run(_rss_mb).values()))
         out["peak_rss_mb"] = sorted(client.run(_peak_rss_mb).values())
     return out
 
 
+def _mm(values: list[float]) -> str:
+    return f"{min(values):>9,.0f} {statistics.median(values):>9,.0f}"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--events", type=int, default=2_000_000)
-    p.add_argument("--base_events", type=int, default=100_000)
+    p.add_argument("--events", type=int, default=300_000)
+    p.add_argument("--base_events", type=int, default=300_000)
     p.add_argument("--file_events", type=int, default=None,
                    help="events per file (default: --base_events; larger files repeat the base "
                         "file's events, stage branches only, 10,000-event baskets)")
-    p.add_argument("--workers", default="1,2")
-    p.add_argument("--chunk_size", type=int, default=100_000)
+    p.add_argument("--workers", default="1")
+    p.add_argument("--chunk_size", type=int, default=200_000)
     p.add_argument("--memory", default="4Gi", help="memory limit per worker")
     p.add_argument("--data", type=Path, help="keep the input files here (reused if present)")
     p.add_argument("--ml", action="store_true",
@@ -137,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ml_trees", type=int, default=100, help="(c): trees per model")
     p.add_argument("--ml_depth", type=int, default=5, help="(c): tree depth (the flagship's "
                    "training selects depth 3 from its grid)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (min and median)")
     args = p.parse_args(argv)
 
     tmp = None
@@ -177,21 +210,29 @@ def main(argv: list[str] | None = None) -> None:
                                            n_estimators=args.ml_trees, max_depth=args.ml_depth)
             print(f"ML models: {info}", file=sys.stderr)
             ml_function = stage.chunk_function(stage.filler(even, odd))
-        print(f"{'workers':>7} {'read ev/s/core':>15} {'full ev/s/core':>15} {'b/a':>5} "
-              f"{'read s':>7} {'full s':>7} {'read ev/cpu-s':>14} {'full ev/cpu-s':>14} "
-              f"{'b/a':>5}  peak RSS per worker (MB)")
+        print(f"per function: events/s per core (wall) and per CPU-second of the workers, "
+              f"min and median over {args.rounds} interleaved rounds; ratios of medians "
+              "against 'read' (the stage's own reading) and 'read (uproot zlib)'")
         for w in [int(x) for x in args.workers.split(",")]:
-            r = measure(files, w, args.chunk_size, args.memory, ml_function)
-            rss = ", ".join(f"{m:,.0f}" for m in r["peak_rss_mb"])
-            print(f"{w:>7} {r['read']:>15,.0f} {r['full']:>15,.0f} {r['full'] / r['read']:>5.2f} "
-                  f"{r['read_s']:>7.1f} {r['full_s']:>7.1f} {r['read_cpu']:>14,.0f} "
-                  f"{r['full_cpu']:>14,.0f} {r['full_cpu'] / r['read_cpu']:>5.2f}  {rss}",
-                  flush=True)
-            if ml_function is not None:
-                print(f"{'(c)':>7} {'':>15} {r['ml']:>15,.0f} {r['ml'] / r['full']:>5.2f} "
-                      f"{'':>7} {r['ml_s']:>7.1f} {'':>14} {r['ml_cpu']:>14,.0f} "
-                      f"{r['ml_cpu'] / r['full_cpu']:>5.2f}  <- stage + ML, ratios c/b",
-                      flush=True)
+            r = measure(files, w, args.chunk_size, args.memory, ml_function, args.rounds)
+            print(f"\n{w} worker(s), {r['events']:,} events in {r['chunks']} chunks of at most "
+                  f"{args.chunk_size:,}")
+            print(f"  {'':<20} {'ev/s/core min':>13} {'median':>9} {'ev/CPU-s min':>13} "
+                  f"{'median':>9} {'/read':>6} {'/uproot':>8}")
+            labels = [k for k in r if isinstance(r[k], list) and not k.endswith(" cpu")
+                      and k not in ("rss", "peak_rss_mb")]
+            for label in labels:
+                cpu = r[f"{label} cpu"]
+                med = statistics.median(cpu)
+                print(f"  {label:<20} {_mm(r[label])}     {_mm(cpu)} "
+                      f"{med / statistics.median(r['read cpu']):>6.2f} "
+                      f"{med / statistics.median(r['read (uproot zlib) cpu']):>8.2f}")
+            if "full+ML" in r:
+                ratio = statistics.median(r["full+ML cpu"]) / statistics.median(r["full cpu"])
+                print(f"  full+ML / full (per CPU-second, medians): {ratio:.2f}")
+            print(f"  workers' RSS after each round (MB, summed): "
+                  f"{', '.join(f'{x:,.0f}' for x in r['rss'])}; peak per worker: "
+                  f"{', '.join(f'{x:,.0f}' for x in r['peak_rss_mb'])}", flush=True)
     finally:
         if tmp is not None:
             tmp.cleanup()

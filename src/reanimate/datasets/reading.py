@@ -104,7 +104,9 @@ def open_events_tree(path: str | Path, sha256: str | None = None):
     in_place = is_remote(str(opened))
     options = _remote_options(str(opened)) if in_place else {}
     try:
-        handle = uproot.open(opened, **options)
+        # no array cache: the stage reads each range once, and the cache (100 MB by default)
+        # would keep the arrays alive in the file object's reference cycles until a GC pass
+        handle = uproot.open(opened, array_cache=None, **options)
     except FileNotFoundError as exc:
         if in_place:
             raise _remote_failure(str(path), exc) from None
