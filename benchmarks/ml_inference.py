@@ -1,19 +1,22 @@
-"""Throughput of the BDT jet–parton assignment inference (events/s, one core).
+"""ML inference in the histogram stage: ML / no-ML rates per evaluator and model (one core).
 
     .venv/bin/python benchmarks/ml_inference.py [--events 200000] [--train_events 20000]
-        [--n_estimators 100] [--max_depth 5] [--repeat 3]
+        [--models flagship,100x5,100x6] [--evaluators numba,xgboost] [--rounds 3]
         [--model_even F --model_odd F]
 
-Generates ``--events`` ttbar events (NanoAOD schema, in memory after one write/read), trains a
-model pair on the first ``--train_events`` (or loads the given JSON models), then measures on
-one core, events already in memory:
+Generates ``--events`` ttbar events (NanoAOD schema, in memory after one write/read). Models:
+``flagship``, the pinned pair of specs/agc-ttbar.lock.json (or ``--model_even/--model_odd``);
+``TxD``, a pair of T trees of depth D trained on the first ``--train_events`` events. For each
+model and evaluator (:mod:`reanimate.analyses.agc.ml.forest`), in interleaved rounds, CPU time
+(``time.process_time``) of:
 
-  * inference alone on the 4j2b events (nominal jets): permutation features, XGBoost scoring
-    with the parity swap, best permutation — per 4j2b event, and split features / scoring;
-  * the histogram stage's per-chunk work (every systematic, all histograms) without (b) and
-    with (c) the ML filler (20 extra histograms per 4j2b variation), and the ratio c/b.
+  * inference alone on the 4j2b events (nominal jets): features, scoring with the parity swap,
+    best permutation (4j2b events per CPU-second);
+  * the histogram stage's per-chunk work (every systematic, all histograms) without ML (b) and
+    with the ML filler (c, 20 more histograms per 4j2b variation); the figure is the ratio of
+    the rates, c/b = time(b) / time(c).
 
-Prints figures; never asserts (the machine may be shared). Best of ``--repeat`` runs.
+Prints figures (min and median over ``--rounds``); never asserts (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from pathlib import Path
 import numpy as np
 
 
-def best_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def cpu_time(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def min_median(values) -> str:
+    return f"{min(values):.3g} / {float(np.median(values)):.3g}"
 
 
 def generate(path: Path, n: int) -> None:
@@ -79,13 +83,16 @@ def quick_models(
     return paths[0], paths[1], info
 
 
+FLAGSHIP = Path(__file__).resolve().parents[1] / "specs/models/agc-ttbar-jet-assignment/v1"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--train_events", type=int, default=20_000)
-    p.add_argument("--n_estimators", type=int, default=100)
-    p.add_argument("--max_depth", type=int, default=5)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--models", default="flagship,100x5,100x6")
+    p.add_argument("--evaluators", default="numba,xgboost")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--model_even", type=Path)
     p.add_argument("--model_odd", type=Path)
     args = p.parse_args(argv)
@@ -93,8 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     import awkward as ak
 
     from reanimate.analyses.agc import objects, processing
-    from reanimate.analyses.agc.ml import features as feat
-    from reanimate.analyses.agc.ml import inference, stage
+    from reanimate.analyses.agc.ml import inference
+    from reanimate.analyses.agc.ml.permutations import permutations
     from reanimate.analyses.agc.ml.selection import (
         INFERENCE_BRANCHES,
         region_4j2b,
@@ -102,7 +109,6 @@ def main(argv: list[str] | None = None) -> None:
         selection_jets,
     )
     from reanimate.datasets.reading import read_events
-    from reanimate.hashing import sha256_file
 
     with tempfile.TemporaryDirectory(prefix="reanimate-ml-bench-") as tmp:
         tmp = Path(tmp)
@@ -111,28 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         generate(path, args.events)
         branches = list(dict.fromkeys(objects.BRANCHES + INFERENCE_BRANCHES))
         events = read_events(path, branches)
-        print(
-            f"input: {args.events:,} generated ttbar events "
-            f"({time.perf_counter() - t0:.1f} s to generate and read)",
-            file=sys.stderr,
-        )
-
-        if args.model_even and args.model_odd:
-            model_paths = {"model_even": args.model_even, "model_odd": args.model_odd}
-        else:
-            t0 = time.perf_counter()
-            even, odd, info = quick_models(
-                path, tmp, args.train_events, args.n_estimators, args.max_depth
-            )
-            model_paths = {"model_even": even, "model_odd": odd}
-            print(f"models: {info} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-        filler = stage.filler(
-            model_paths["model_even"],
-            model_paths["model_odd"],
-            sha256_even=sha256_file(model_paths["model_even"]),
-            sha256_odd=sha256_file(model_paths["model_odd"]),
-        )
-        model_even, model_odd = filler.boosters()
+        print(f"input: {args.events:,} generated ttbar events "
+              f"({time.perf_counter() - t0:.1f} s to generate and read)", file=sys.stderr)
 
         sel = region_4j2b(events)
         region = events[sel.event_mask]
@@ -140,44 +126,56 @@ def main(argv: list[str] | None = None) -> None:
         lepton = selected_lepton(region)
         numbers = ak.to_numpy(region.event)
         n4 = len(numbers)
-        counts = np.minimum(jets.counts, 6)
-        perms = sum(int((counts == k).sum()) * len(feat.permutations(k)) for k in (4, 5, 6))
+        used = np.minimum(jets.counts, 6)
+        perms = sum(int((used == k).sum()) * len(permutations(k)) for k in (4, 5, 6))
+        print(f"4j2b events: {n4:,} of {args.events:,} ({perms / max(n4, 1):.1f} permutations "
+              f"per event on average); {args.rounds} rounds, figures min / median")
 
-        t_feat = best_time(lambda: list(feat.iter_groups(jets, lepton)), args.repeat)
-        t_inf = best_time(
-            lambda: inference.best_features(jets, lepton, numbers, model_even, model_odd),
-            args.repeat,
-        )
-        print(
-            f"4j2b events: {n4:,} of {args.events:,} ({perms / max(n4, 1):.1f} permutations "
-            "per event on average)"
-        )
-        print(
-            f"inference alone:  {n4 / t_inf:>12,.0f} 4j2b events/s  "
-            f"({perms / t_inf:,.0f} permutations/s; features {t_feat / t_inf:.0%} of the time, "
-            f"XGBoost scoring {1 - t_feat / t_inf:.0%})"
-        )
-        print(
-            f"                  {args.events / t_inf:>12,.0f} input events/s equivalent "
-            "(nominal jets only)"
-        )
+        pairs = {}
+        for name in args.models.split(","):
+            t0 = time.perf_counter()
+            if name == "flagship":
+                even = args.model_even or FLAGSHIP / "model_even.json"
+                odd = args.model_odd or FLAGSHIP / "model_odd.json"
+                info = f"{even.parent}"
+            else:
+                trees, depth = (int(v) for v in name.split("x"))
+                d = tmp / name
+                d.mkdir()
+                even, odd, info = quick_models(path, d, args.train_events, trees, depth)
+            pairs[name] = (Path(even).read_bytes(), Path(odd).read_bytes())
+            print(f"models {name}: {info} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
 
-        def stage_b():
+        def plain():
             processing.process_events(events, "ttbar", "nominal", 1.0, 42)
 
-        def stage_c():
-            processing.process_events(events, "ttbar", "nominal", 1.0, 42, fillers=(filler,))
-
-        t_b = best_time(stage_b, args.repeat)
-        t_c = best_time(stage_c, args.repeat)
-        print(
-            f"(b) stage, no ML: {args.events / t_b:>12,.0f} events/s per core "
-            "(in memory, every systematic)"
-        )
-        print(
-            f"(c) stage + ML:   {args.events / t_c:>12,.0f} events/s per core "
-            f"(ML in 3 jet-pT variations of 4j2b)   c/b = {t_b / t_c:.2f}"
-        )
+        for name, (even, odd) in pairs.items():
+            fillers = {
+                ev: inference.MLFiller(even, odd, evaluator=ev)
+                for ev in args.evaluators.split(",")
+            }
+            for f in fillers.values():  # compile / load once, outside the timing
+                f.scorers()
+                processing.process_events(events, "ttbar", "nominal", 1.0, 42, fillers=(f,))
+            alone = {ev: [] for ev in fillers}
+            ratio = {ev: [] for ev in fillers}
+            base = []
+            for _ in range(args.rounds):
+                for ev, f in fillers.items():
+                    scorers = f.scorers()
+                    alone[ev].append(cpu_time(
+                        lambda s=scorers: inference.best_features(jets, lepton, numbers, *s)))
+                    t_b = cpu_time(plain)
+                    t_c = cpu_time(lambda f=f: processing.process_events(
+                        events, "ttbar", "nominal", 1.0, 42, fillers=(f,)))
+                    base.append(args.events / t_b)
+                    ratio[ev].append(t_b / t_c)
+            for ev in fillers:
+                kind = fillers[ev].scorers()[0].evaluator
+                print(f"{name:>9} {ev:>8} ({kind}): inference alone "
+                      f"{min_median([n4 / t / 1e3 for t in alone[ev]])} k 4j2b events/CPU-s; "
+                      f"stage + ML / stage = {min_median(ratio[ev])}")
+            print(f"{name:>9}   no ML: stage {min_median([b / 1e6 for b in base])} M events/CPU-s")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ histogram names (``4j1b_ttbar``, ``4j2b_wjets_scale_var_down``...).
 Extra fillers (the ML inference of issue 5) plug into every region/variation: a filler has a
 ``branches`` attribute (extra branches to read) and is called with the process name, the
 :class:`~reanimate.analyses.agc.objects.RegionSelection`, the region's events and a mapping
-{variation name: per-event weights}; it returns more named partial histograms.
+{variation name: per-event weights}; it returns more named partial histograms. A filler with
+``needs_events = False`` gets None for the region's events (it reads through the selection).
 """
 
 from __future__ import annotations
@@ -128,8 +129,9 @@ def process_events(
                         weights[var] = w * factor
             for var, ws in weights.items():
                 out[histogram_name(region, process, var)] = fill(sel.observable, ws)
-            if fillers:
-                region_events = events[sel.event_mask]
+            if fillers:  # the region's events, unless no filler reads them (a copy per region)
+                region_events = events[sel.event_mask] if any(
+                    getattr(f, "needs_events", True) for f in fillers) else None
                 for filler in fillers:
                     out.update(filler(process, sel, region_events, weights))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -143,37 +144,153 @@ def _delta_r(eta1, phi1, eta2, phi2):
     return np.sqrt((eta1 - eta2) ** 2 + (phi1 - phi2) ** 2)  # no phi wrapping (as the AGC)
 
 
+@dataclass
+class Group:
+    """Events with the same number ``n`` of used jets, ready for :func:`fill_features`.
+
+    ``jets``: float64 fields (E, n); ``lepton``: float64 fields (E, 1); ``jp4``/``lp4``: their
+    (px, py, pz, E). :meth:`table` holds every feature once per jet, jet pair or (W1, W2, b_had)
+    triple; a permutation's features are gathered from it (the same float64 operations, in the
+    same order, as computing them per permutation: the same values).
+    """
+
+    jets: dict[str, np.ndarray]
+    lepton: dict[str, np.ndarray]
+    jp4: tuple[np.ndarray, ...]
+    lp4: tuple[np.ndarray, ...]
+    _table: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.jets["pt"].shape[1]
+
+    def table(self) -> np.ndarray:
+        """(E, W) float64: every feature value of the group, once per jet, pair or triple.
+
+        Columns: see :func:`columns` (which column holds feature k of a permutation).
+        """
+        if self._table is not None:
+            return self._table
+        jets, lep, jp4 = self.jets, self.lepton, self.jp4
+        eta, phi = jets["eta"], jets["phi"]
+        e = len(eta)
+        w1, w2, bh = _triples(self.n).T
+        ww = tuple(c[:, w1] + c[:, w2] for c in jp4)
+        bjj = tuple(ww[c] + jp4[c][:, bh] for c in range(4))
+        parts = (  # in the order of _SECTIONS
+            _delta_r(lep["eta"], lep["phi"], eta, phi),
+            _mass(*(self.lp4[c] + jp4[c] for c in range(4))),
+            # [i, j] flattened to i * n + j; the first argument is jet i
+            _delta_r(eta[:, :, None], phi[:, :, None], eta[:, None, :], phi[:, None, :]).reshape(
+                e, -1
+            ),
+            _mass(*ww),
+            _mass(*bjj),
+            np.sqrt(bjj[0] ** 2 + bjj[1] ** 2),
+            jets["pt"],
+            jets["btag"],
+            jets["qgl"],
+        )
+        self._table = np.ascontiguousarray(np.concatenate(parts, axis=1))
+        return self._table
+
+
+#: Sections of :meth:`Group.table`: per bl jet, per bl jet, per jet pair, per triple (x3), per jet
+_SECTIONS = ("dr_lb", "m_lb", "dr", "m_ww", "m_bjj", "pt_bjj", "pt", "btag", "qgl")
+
+
+@cache
+def _triples(n: int) -> np.ndarray:
+    """The distinct (W1, W2, b_had) of the permutations of ``n`` jets, (T, 3)."""
+    return np.unique(permutations(n)[:, :3], axis=0)
+
+
+def columns(n: int, perms: np.ndarray | None = None) -> np.ndarray:
+    """(P, 20) column of :meth:`Group.table` holding feature k of each permutation.
+
+    ``perms``: (P, 4) permutations of ``n`` jets (default: all of them, cached).
+    """
+    if perms is None:
+        return _all_columns(n)
+    t = len(_triples(n))
+    width = {"dr_lb": n, "m_lb": n, "dr": n * n, "m_ww": t, "m_bjj": t, "pt_bjj": t,
+             "pt": n, "btag": n, "qgl": n}
+    start, offset = {}, 0
+    for name in _SECTIONS:
+        start[name], offset = offset, offset + width[name]
+    index = np.full((n, n, n), -1, np.int64)
+    index[tuple(_triples(n).T)] = np.arange(t)
+    w1, w2, bh, bl = (perms[:, r] for r in range(4))
+    triple = index[w1, w2, bh]
+    cols = [
+        start["dr_lb"] + bl,
+        start["dr"] + w1 * n + w2,
+        start["dr"] + w1 * n + bh,
+        start["dr"] + w2 * n + bh,
+        start["m_lb"] + bl,
+        start["m_ww"] + triple,
+        start["m_bjj"] + triple,
+        start["pt_bjj"] + triple,
+    ]
+    for field in ("pt", "btag", "qgl"):
+        cols += [start[field] + role for role in (w1, w2, bh, bl)]
+    return np.stack(cols, axis=1)
+
+
+@cache
+def _all_columns(n: int) -> np.ndarray:
+    out = columns(n, permutations(n))
+    out.setflags(write=False)
+    return out
+
+
+def make_group(jets: dict[str, np.ndarray], lepton: dict[str, np.ndarray]) -> Group:
+    """A :class:`Group` from jet fields (E, n) and lepton fields (E,)."""
+    f64 = {k: np.asarray(v, dtype=np.float64) for k, v in jets.items()}
+    lep = {k: np.asarray(v, dtype=np.float64)[:, None] for k, v in lepton.items()}
+    return Group(
+        f64,
+        lep,
+        _p4(f64["pt"], f64["eta"], f64["phi"], f64["mass"]),
+        _p4(lep["pt"], lep["eta"], lep["phi"], lep["mass"]),
+    )
+
+
+def fill_features(out: np.ndarray, g: Group, perms: np.ndarray | None = None) -> None:
+    """``out[e, p, k]`` = feature k of permutation p of event e (float64 values).
+
+    ``perms``: (P, 4) (default: all permutations of the group's jet count). ``out`` (E, P, 20)
+    may be float32: each float64 feature is rounded once, on assignment.
+    """
+    table, cols = g.table(), columns(g.n, perms)
+    for k in range(N_FEATURES):
+        out[..., k] = table[:, cols[:, k]]
+
+
+def chosen_features(g: Group, index: np.ndarray) -> np.ndarray:
+    """(E, 20) float64 features of permutation ``index[e]`` of each event."""
+    return np.take_along_axis(g.table(), columns(g.n)[index], axis=1)
+
+
 def group_features(
     jets: dict[str, np.ndarray], lepton: dict[str, np.ndarray], perms: np.ndarray
 ) -> np.ndarray:
     """Features (E, P, 20) of events with the same jet count: ``jets`` fields are (E, n)."""
-    f64 = {k: np.asarray(v, dtype=np.float64) for k, v in jets.items()}
-    lep = {k: np.asarray(v, dtype=np.float64)[:, None] for k, v in lepton.items()}
-    jp4 = _p4(f64["pt"], f64["eta"], f64["phi"], f64["mass"])
-    lp4 = _p4(lep["pt"], lep["eta"], lep["phi"], lep["mass"])
-
-    def take(values, role):  # (E, n) -> (E, P) for the jet playing ``role``
-        return values[:, perms[:, role]]
-
-    w1, w2, bh, bl = 0, 1, 2, 3
-    eta = {r: take(f64["eta"], r) for r in range(4)}
-    phi = {r: take(f64["phi"], r) for r in range(4)}
-    p4 = {r: tuple(take(c, r) for c in jp4) for r in range(4)}
-    out = np.empty(eta[0].shape + (20,), dtype=np.float64)
-    out[..., 0] = _delta_r(lep["eta"], lep["phi"], eta[bl], phi[bl])
-    out[..., 1] = _delta_r(eta[w1], phi[w1], eta[w2], phi[w2])
-    out[..., 2] = _delta_r(eta[w1], phi[w1], eta[bh], phi[bh])
-    out[..., 3] = _delta_r(eta[w2], phi[w2], eta[bh], phi[bh])
-    out[..., 4] = _mass(*(lp4[c] + p4[bl][c] for c in range(4)))
-    ww = tuple(p4[w1][c] + p4[w2][c] for c in range(4))
-    out[..., 5] = _mass(*ww)
-    bjj = tuple(ww[c] + p4[bh][c] for c in range(4))
-    out[..., 6] = _mass(*bjj)
-    out[..., 7] = np.sqrt(bjj[0] ** 2 + bjj[1] ** 2)
-    for k, field in enumerate(("pt", "btag", "qgl")):
-        for r in range(4):
-            out[..., 8 + 4 * k + r] = take(f64[field], r)
+    g = make_group(jets, lepton)
+    out = np.empty((len(g.lepton["pt"]), len(perms), N_FEATURES), dtype=np.float64)
+    fill_features(out, g, perms)
     return out
+
+
+def group_fields(
+    jets: Jets, lepton: Leptons, events: np.ndarray, n: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Jet fields (E, n) of the first ``n`` jets of ``events`` and their lepton fields (E,)."""
+    idx = jets.starts[events, None] + np.arange(n)[None, :]
+    return (
+        {f: getattr(jets, f)[idx] for f in JET_FIELDS},
+        {f: np.asarray(getattr(lepton, f))[events] for f in LEPTON_FIELDS},
+    )
 
 
 def iter_groups(
@@ -184,17 +301,13 @@ def iter_groups(
     A batch holds at most ~``batch_rows`` permutations (bounded memory on large chunks).
     """
     used = np.minimum(jets.counts, max_jets)
-    starts = jets.starts
     for n in np.unique(used):
         events = np.flatnonzero(used == n)
         perms = permutations(int(n))
         step = max(1, batch_rows // len(perms))
         for first in range(0, len(events), step):
             ev = events[first : first + step]
-            idx = starts[ev, None] + np.arange(n)[None, :]
-            jet_fields = {f: getattr(jets, f)[idx] for f in JET_FIELDS}
-            lep_fields = {f: np.asarray(getattr(lepton, f))[ev] for f in LEPTON_FIELDS}
-            yield ev, group_features(jet_fields, lep_fields, perms)
+            yield ev, group_features(*group_fields(jets, lepton, ev, int(n)), perms)
 
 
 def permutation_features(

@@ -4,6 +4,8 @@ Every permutation of the first min(n, 6) selected jets is scored; even event num
 by the model trained on *odd* events and vice versa (each event is scored by the model that did
 not see it, as in the AGC); the permutation with the highest P(correct) (the first on ties) gives
 the event's 20 features, which fill 25-bin histograms (:mod:`reanimate.analyses.agc.ml.histograms`).
+Scores are XGBoost's, bit for bit, from the fastest exact evaluator available
+(:mod:`reanimate.analyses.agc.ml.forest`: a compiled walk of the trees, or XGBoost itself).
 
 :class:`MLFiller` plugs into the histogram stage's extra-filler hook
 (:mod:`reanimate.analyses.agc.processing`): it carries the two pinned model files as bytes
@@ -21,10 +23,15 @@ import awkward as ak
 import numpy as np
 
 from reanimate.analyses.agc.ml import features as feat
-from reanimate.analyses.agc.ml import histograms
-from reanimate.analyses.agc.ml.permutations import MAX_JETS
+from reanimate.analyses.agc.ml import forest, histograms
+from reanimate.analyses.agc.ml.permutations import MAX_JETS, permutations
 from reanimate.analyses.agc.ml.pinning import booster_from_bytes
-from reanimate.analyses.agc.ml.selection import INFERENCE_BRANCHES, chunk_leptons, selection_jets
+from reanimate.analyses.agc.ml.selection import (
+    INFERENCE_BRANCHES,
+    chunk_leptons,
+    flat_qgl,
+    selection_jets,
+)
 from reanimate.errors import DigestMismatch, ReanimateError
 
 REGION = "4j2b"
@@ -38,11 +45,15 @@ class BestPermutation:
 
 
 def score(booster, features: np.ndarray) -> np.ndarray:
-    """P(correct) for rows of (N, 20) features (fed to XGBoost as float32)."""
+    """P(correct) for rows of (N, 20) features (fed to the model as float32)."""
     if len(features) == 0:
         return np.zeros(0)
     x = np.ascontiguousarray(features, dtype=np.float32)
-    return np.asarray(booster.inplace_predict(x), dtype=np.float64)
+    return np.asarray(forest.scorer(booster).predict(x), dtype=np.float64)
+
+
+#: Permutation rows per scoring call at most (bounded memory on large chunks).
+BATCH_ROWS = 1 << 18
 
 
 def best_permutations(
@@ -53,22 +64,33 @@ def best_permutations(
     model_odd,
     max_jets: int = MAX_JETS,
 ) -> BestPermutation:
-    """Best permutation per event; even events use ``model_odd``, odd events ``model_even``."""
+    """Best permutation per event; even events use ``model_odd``, odd events ``model_even``.
+
+    Events are scored model by model and jet count by jet count: the features of a group are
+    computed once per jet, pair and triple (:meth:`~features.Group.table`), and the scorer
+    (:mod:`~reanimate.analyses.agc.ml.forest`) gathers each permutation's float32 row from them
+    and keeps the first permutation with the highest P(correct), exactly as an argmax over
+    XGBoost's scores; the chosen permutations' float64 features come from the same table.
+    """
     n = len(jets.counts)
     out = BestPermutation(np.zeros((n, feat.N_FEATURES)), np.zeros(n, np.int64), np.zeros(n))
-    even = np.asarray(event).astype(np.uint64) % np.uint64(2) == 0
-    for ev, group in feat.iter_groups(jets, lepton, max_jets):
-        e, p = group.shape[:2]
-        flat = group.reshape(e * p, feat.N_FEATURES)
-        scores = np.empty(e * p)
-        rows_even = np.repeat(even[ev], p)
-        scores[rows_even] = score(model_odd, flat[rows_even])
-        scores[~rows_even] = score(model_even, flat[~rows_even])
-        scores = scores.reshape(e, p)
-        best = np.argmax(scores, axis=1)
-        out.index[ev] = best
-        out.score[ev] = scores[np.arange(e), best]
-        out.features[ev] = group[np.arange(e), best]
+    if n == 0:
+        return out
+    scorers = (forest.scorer(model_even), forest.scorer(model_odd))
+    used = np.minimum(jets.counts, max_jets)
+    odd = (np.asarray(event).astype(np.uint64) % np.uint64(2)).astype(bool)
+    for m, of_model in ((0, odd), (1, ~odd)):  # odd events: model_even
+        for k in np.unique(used[of_model]):
+            k = int(k)
+            events = np.flatnonzero(of_model & (used == k))
+            step = max(1, BATCH_ROWS // len(permutations(k)))
+            for first in range(0, len(events), step):
+                ev = events[first : first + step]
+                g = feat.make_group(*feat.group_fields(jets, lepton, ev, k))
+                best, score = scorers[m].best(g.table(), feat.columns(k))
+                out.index[ev] = best
+                out.score[ev] = score
+                out.features[ev] = feat.chosen_features(g, best)
     return out
 
 
@@ -84,11 +106,9 @@ def fill_histograms(
 ) -> dict[str, np.ndarray]:
     """The 20 partial histograms per weight variation: ``{feature}_{process}[_{variation}]``."""
     out = {}
-    for variation, w in weights.items():
-        for k, name in enumerate(feat.FEATURE_NAMES):
-            out[histograms.histogram_name(name, process, variation)] = histograms.fill(
-                k, features[:, k], w
-            )
+    for variation, hists in histograms.fill_features(features, weights).items():
+        for name, h in zip(feat.FEATURE_NAMES, hists, strict=True):
+            out[histograms.histogram_name(name, process, variation)] = h
     return out
 
 
@@ -113,17 +133,27 @@ class MLFiller:
     """Extra filler of the histogram stage: the 20 ML histograms of every 4j2b variation.
 
     ``MLFiller.from_files(model_even, sha_even, model_odd, sha_odd)`` (digests from the pin /
-    lock) or ``MLFiller.from_pin(pin_dict)``. Picklable; boosters are rebuilt lazily per process.
+    lock) or ``MLFiller.from_pin(pin_dict)``. Picklable; the scorers (``evaluator``: see
+    :mod:`reanimate.analyses.agc.ml.forest`) are rebuilt lazily per process.
     """
 
     branches: tuple[str, ...] = INFERENCE_BRANCHES
+    needs_events = False  # reads the chunk's arrays through the selection, not the region's
 
-    def __init__(self, model_even: bytes, model_odd: bytes, nthread: int = 1) -> None:
+    def __init__(
+        self, model_even: bytes, model_odd: bytes, nthread: int = 1, evaluator: str = "auto"
+    ) -> None:
+        if evaluator not in forest.EVALUATORS:
+            raise ReanimateError(
+                f"unknown ML evaluator {evaluator!r} (one of {', '.join(forest.EVALUATORS)})"
+            )
         self.raw = {"model_even": bytes(model_even), "model_odd": bytes(model_odd)}
         self.nthread = nthread
-        self._boosters = None
+        self.evaluator = evaluator
+        self._scorers = None
         self._chunk = None
-        self.boosters()  # fail early on a file that is not an XGBoost model
+        for raw in self.raw.values():  # fail early on a file that is not an XGBoost model
+            forest.validate(raw)
 
     @classmethod
     def from_files(
@@ -133,9 +163,13 @@ class MLFiller:
         model_odd: str | Path,
         sha256_odd: str,
         nthread: int = 1,
+        evaluator: str = "auto",
     ) -> MLFiller:
         return cls(
-            _read_verified(model_even, sha256_even), _read_verified(model_odd, sha256_odd), nthread
+            _read_verified(model_even, sha256_even),
+            _read_verified(model_odd, sha256_odd),
+            nthread,
+            evaluator,
         )
 
     @classmethod
@@ -151,14 +185,34 @@ class MLFiller:
         )
 
     def __getstate__(self) -> dict:
-        return {"raw": self.raw, "nthread": self.nthread, "_boosters": None, "_chunk": None}
+        return {
+            "raw": self.raw,
+            "nthread": self.nthread,
+            "evaluator": self.evaluator,
+            "_scorers": None,
+            "_chunk": None,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("evaluator", "auto")
+        state.pop("_boosters", None)
+        state.setdefault("_scorers", None)
+        self.__dict__.update(state)
+
+    def scorers(self) -> tuple[forest.Scorer, forest.Scorer]:
+        """(model_even, model_odd) scorers of this process."""
+        if self._scorers is None:
+            self._scorers = tuple(
+                forest.scorer(self.raw[r], self.evaluator, self.nthread)
+                for r in ("model_even", "model_odd")
+            )
+        return self._scorers
 
     def boosters(self):
-        if self._boosters is None:
-            self._boosters = tuple(
-                booster_from_bytes(self.raw[r], self.nthread) for r in ("model_even", "model_odd")
-            )
-        return self._boosters
+        """The two models as ``xgboost.Booster`` (imports XGBoost; the stage does not need it)."""
+        return tuple(
+            booster_from_bytes(self.raw[r], self.nthread) for r in ("model_even", "model_odd")
+        )
 
     def _chunk_inputs(self, chunk):
         """Per chunk, once for all its variations: flat Jet_qgl, leptons, event numbers."""
@@ -167,7 +221,7 @@ class MLFiller:
             return cached[1]
         array = chunk.array
         leptons, _ = chunk_leptons(array)
-        inputs = (ak.to_numpy(ak.flatten(array.Jet_qgl, axis=1)), leptons, ak.to_numpy(array.event))
+        inputs = (flat_qgl(array), leptons, ak.to_numpy(array.event))
         self._chunk = (weakref.ref(chunk), inputs)  # no reference kept to the chunk itself
         return inputs
 
@@ -181,6 +235,6 @@ class MLFiller:
         mask = selection.event_mask
         lepton = feat.Leptons(*(getattr(leptons, f)[mask] for f in feat.LEPTON_FIELDS))
         jets = selection_jets(selection, qgl)
-        model_even, model_odd = self.boosters()
+        model_even, model_odd = self.scorers()
         best = best_features(jets, lepton, numbers[mask], model_even, model_odd)
         return fill_histograms(best, process, weights)

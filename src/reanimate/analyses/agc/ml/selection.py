@@ -33,7 +33,21 @@ TRAINING_BRANCHES: tuple[str, ...] = (
 
 
 def _flat(array) -> np.ndarray:
+    """The flat content of a jagged array (a view where the layout allows: no copy)."""
+    layout = array.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
+        layout.content, ak.contents.NumpyArray
+    ):
+        offsets = np.asarray(layout.offsets)
+        return np.asarray(layout.content.data)[offsets[0] : offsets[-1]]
     return ak.to_numpy(ak.flatten(array, axis=1))
+
+
+def _counts(array) -> np.ndarray:
+    layout = array.layout
+    if isinstance(layout, ak.contents.ListOffsetArray):
+        return np.diff(np.asarray(layout.offsets))
+    return ak.to_numpy(ak.num(array, axis=1))
 
 
 def chunk_leptons(events: ak.Array) -> tuple[Leptons, np.ndarray]:
@@ -62,13 +76,18 @@ def chunk_leptons(events: ak.Array) -> tuple[Leptons, np.ndarray]:
                 & (_flat(events.Muon_sip3d) < 4)
                 & (_flat(events.Muon_pfRelIso04_all) < 0.15)
             )
-        counts = ak.to_numpy(ak.num(events[f"{prefix}_pt"], axis=1))
+        counts = _counts(events[f"{prefix}_pt"])
         event = np.repeat(np.arange(n), counts)[ok]
         found += np.bincount(event, minlength=n)
         for f in out:
             values = flat[f] if f in flat else _flat(events[f"{prefix}_{f}"])
             out[f][event] = values[ok]
     return Leptons(**out), found
+
+
+def flat_qgl(events: ak.Array) -> np.ndarray:
+    """The chunk's flat ``Jet_qgl`` (what :func:`selection_jets` indexes)."""
+    return _flat(events.Jet_qgl)
 
 
 def selected_lepton(events: ak.Array) -> Leptons:
@@ -113,5 +132,5 @@ def region_4j2b(events: ak.Array, pt_variation: str = "nominal", seed: int = 0):
 def training_inputs(events: ak.Array) -> tuple[np.ndarray, Jets, Leptons]:
     """4j2b events (nominal): (event mask, their selected jets, their lepton)."""
     sel = region_4j2b(events)
-    jets = selection_jets(sel, _flat(events.Jet_qgl))
+    jets = selection_jets(sel, flat_qgl(events))
     return sel.event_mask, jets, selected_lepton(events[sel.event_mask])
