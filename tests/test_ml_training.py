@@ -407,3 +407,27 @@ def test_metrics_are_the_same_bytes_on_a_second_run(embedded, samples, monkeypat
     second = run_step(workdir, samples, monkeypatch, None)
     assert second["run"]["version"] == "2" and second["run"]["run_id"] != first["run"]["run_id"]
     assert (workdir / "metrics.json").read_bytes() == before
+
+
+def test_grid_points_with_fewer_trees_score_as_their_own_boosters():
+    """The grid trains one booster per parity and depth, with the most trees; the points with
+    fewer trees are scored with its first trees: the same metrics as boosters of their own."""
+    from reanimate.analyses.agc.ml import training
+
+    rng = np.random.default_rng(11)
+    n = 600
+    correct = rng.integers(0, training.N_PERMS, n)
+    target = (np.arange(training.N_PERMS)[None, :] == correct[:, None]).ravel().astype(np.int8)
+    features = rng.normal(size=(n * training.N_PERMS, 20)) + target[:, None] * 0.5
+    data = training.TrainingSet(np.arange(n, dtype=np.uint64), np.zeros((n, 4), np.int64),
+                                correct, features, target)
+    hyper_grid = training.grid([20, 7], [2, 3], 0.3)
+    shared = training.train(data, hyper_grid, seed=1)
+    for entry, hp in zip(shared.grid, hyper_grid, strict=True):
+        own = training.train(data, [hp], seed=1).grid[0]
+        assert entry["validation"] == own["validation"], hp
+    part = data.subset(data.event % 2 == 0)
+    grown = training.fit(part, training.HyperParams(20, 3, 0.3), seed=1)
+    alone = training.fit(part, training.HyperParams(7, 3, 0.3), seed=1)
+    np.testing.assert_array_equal(training.predict(grown, part.features, trees=7),
+                                  training.predict(alone, part.features))

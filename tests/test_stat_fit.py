@@ -131,3 +131,28 @@ def test_minos_gives_asymmetric_errors_around_hesse(workspace, tmp_path):
     assert minos["upper"] == pytest.approx(error, rel=0.3)
     assert fit["status"]["reason"] is None and fit["status"]["covariance"] == "accurate"
     assert fit["status"]["attempts"][0]["start"] == "initial"
+
+
+def test_objective_is_pyhf_bit_for_bit_and_walls_negative_yields(workspace):
+    """The objective of the fits (one evaluation per point, the walled one computing the
+    expected data once) gives exactly pyhf's -2 log L, and the wall where a yield is < 0."""
+    _, ws = workspace
+    model, data = fitting.load_model(ws)
+    init = np.asarray(model.config.suggested_init(), dtype=float)
+    lo, hi = np.asarray(model.config.suggested_bounds(), dtype=float).T
+    rng = np.random.default_rng(7)
+    plain = fitting._objective(model, data, physical=False)
+    walled = fitting._objective(model, data, physical=True)
+    walls = 0
+    for scale in [0.0] + [0.3] * 10 + [3.0] * 10:
+        pars = np.clip(init + rng.normal(0.0, scale, len(init)), lo, hi)
+        pyhf_value = -2.0 * float(model.logpdf(pars, data)[0])
+        expected = np.asarray(model.main_model.expected_data(pars))
+        for objective in (plain, walled, plain, walled):  # the second time from memory
+            value = objective(pars)
+            if objective is walled and expected.min() < 0:
+                walls += 1
+                assert value == fitting._WALL * (1.0 + float(-expected[expected < 0].sum()))
+            else:
+                assert value == pyhf_value or (np.isnan(value) and np.isnan(pyhf_value))
+    assert walls > 0  # the far points drove some bins negative

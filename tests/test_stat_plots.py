@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -17,9 +18,14 @@ EXPECTED = ["stacked_4j1b", "stacked_4j2b", "ttbar_btag_variations_4j1b",
             "prefit_4j2b", "postfit_4j1b", "postfit_4j2b"]
 
 
-def step(*args: str):
+def step(*args: str, cpus: int | None = None):
+    """The step program as a process (on its first `cpus` CPUs only, with `cpus`)."""
     argv = [sys.executable, "-m", "reanimate.analyses.agc.steps.plots", *map(str, args)]
-    return subprocess.run(argv, capture_output=True, text=True, check=False)
+    pin = None
+    if cpus is not None:
+        first = sorted(os.sched_getaffinity(0))[:cpus]
+        pin = lambda: os.sched_setaffinity(0, first)  # noqa: E731
+    return subprocess.run(argv, capture_output=True, text=True, check=False, preexec_fn=pin)
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +97,30 @@ def test_an_unknown_origin_is_refused(inputs, tmp_path):
                 "--plots", tmp_path / "plots")
     assert proc.returncode == 2 and "--origin" in proc.stderr
     assert proc.stderr.count("\n") <= 2
+
+
+def test_figures_drawn_in_parallel_are_the_bytes_drawn_in_sequence(inputs, tmp_path):
+    """More than one CPU: the figures are drawn in forked processes; one: in sequence."""
+    args = ["--histograms", inputs / "histograms.root", "--workspace",
+            inputs / "workspace.json", "--fit", inputs / "fit.json",
+            "--histograms_ml", inputs / "histograms_ml.root"]
+    for cpus, name in ((1, "sequence"), (None, "parallel")):
+        proc = step(*args, "--plots", tmp_path / name, cpus=cpus)
+        assert proc.returncode == 0, proc.stderr
+    files = sorted(p.name for p in (tmp_path / "sequence").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "parallel").iterdir()) and len(files) == 20
+    for name in files:
+        assert (tmp_path / "sequence" / name).read_bytes() == \
+            (tmp_path / "parallel" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("bad", ["histograms", "histograms_ml"])
+def test_an_unreadable_input_is_one_line_whichever_process_reads_it(inputs, tmp_path, bad):
+    (tmp_path / "bad.root").write_text("not ROOT")
+    files = {"histograms": inputs / "histograms.root",
+             "histograms_ml": inputs / "histograms_ml.root", bad: tmp_path / "bad.root"}
+    proc = step("--histograms", files["histograms"], "--histograms_ml", files["histograms_ml"],
+                "--workspace", inputs / "workspace.json", "--fit", inputs / "fit.json",
+                "--plots", tmp_path / "plots")
+    assert proc.returncode == 2 and "bad.root: not a readable ROOT file" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -99,15 +99,7 @@ def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_
     data = np.asarray(data, dtype=float)
     bounds = model.config.suggested_bounds()
 
-    def twice_nll(pars):
-        pars = np.asarray(pars)
-        if not physical:
-            return -2.0 * float(model.logpdf(pars, data)[0])
-        expected = np.asarray(model.main_model.expected_data(pars))
-        if expected.min() < 0:
-            return _WALL * (1.0 + float(-expected[expected < 0].sum()))
-        return -2.0 * float(model.logpdf(pars, data)[0])
-
+    twice_nll = _objective(model, data, physical)
     start = np.asarray(model.config.suggested_init() if init is None else init, dtype=float)
     if not np.isfinite(twice_nll(start)):
         raise ReanimateError("the fit failed: the likelihood is not finite at the starting point")
@@ -171,6 +163,58 @@ def fit_model(model, data, *, init=None, fixed=None, tolerance: float = DEFAULT_
         except RuntimeError as exc:  # iminuit refuses MINOS on an invalid minimum
             minos_result = {"lower": None, "upper": None, "valid": False, "note": str(exc)}
     return _result(best, bounds, fixed, labels, poi, attempts, minos_result)
+
+
+def _objective(model, data: np.ndarray, physical: bool):
+    """pyhf's -2 log L at a point, walled off (`physical`) where an expected yield is negative.
+
+    Each distinct point is evaluated once (MIGRAD and HESSE come back to some), and the walled
+    objective computes the expected data once per point, not once for the wall and again
+    inside pyhf's logpdf; both give exactly pyhf's numbers (checked at the first point).
+    """
+    import pyhf
+    from pyhf import probability
+
+    seen: dict[bytes, float] = {}
+    shared = [True]  # the expected data computed once: off if it ever differs from pyhf's
+
+    def plain(pars: np.ndarray) -> float:
+        return -2.0 * float(model.logpdf(pars, data)[0])
+
+    def walled(pars: np.ndarray) -> float:
+        if not shared[0]:
+            expected = np.asarray(model.main_model.expected_data(pars))
+            if expected.min() < 0:
+                return _WALL * (1.0 + float(-expected[expected < 0].sum()))
+            return plain(pars)
+        t = pyhf.tensorlib
+        tpars = t.astensor(pars)
+        lambdas = model.main_model.expected_data(tpars)  # the first step of model.logpdf
+        expected = np.asarray(lambdas)
+        if expected.min() < 0:
+            return _WALL * (1.0 + float(-expected[expected < 0].sum()))
+        pdfs = [probability.Independent(probability.Poisson(lambdas))]
+        constraint = model.constraint_model.make_pdf(tpars)
+        if constraint:
+            pdfs.append(constraint)
+        joint = probability.Simultaneous(pdfs, model.fullpdf_tv, model.batch_size)
+        value = -2.0 * float(t.reshape(joint.log_prob(t.astensor(data)), (1,))[0])
+        if not seen and value != plain(pars) and not (np.isnan(value)
+                                                     and np.isnan(plain(pars))):
+            shared[0] = False  # another pyhf: its own logpdf from now on
+            return walled(pars)
+        return value
+
+    evaluate = walled if physical else plain
+
+    def twice_nll(pars) -> float:
+        pars = np.asarray(pars, dtype=float)
+        key = pars.tobytes()
+        if key not in seen:
+            seen[key] = evaluate(pars)
+        return seen[key]
+
+    return twice_nll
 
 
 def _covariance_quality(m) -> str:

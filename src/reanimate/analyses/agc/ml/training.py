@@ -168,12 +168,17 @@ def fit(data: TrainingSet, params: HyperParams, seed: int):
     return xgb.train(params.xgb_params(seed), dtrain, num_boost_round=params.n_estimators)
 
 
-def predict(booster, features: np.ndarray) -> np.ndarray:
-    """P(correct) for each row of (N, 20) features (float32 in, float64 out)."""
+def predict(booster, features: np.ndarray, trees: int | None = None) -> np.ndarray:
+    """P(correct) for each row of (N, 20) features (float32 in, float64 out).
+
+    With `trees`, the booster's first `trees` trees only: exactly the scores of a booster
+    trained for that many rounds, as boosting with no sampling grows the same trees first.
+    """
     if len(features) == 0:
         return np.zeros(0)
     x = np.ascontiguousarray(features, dtype=np.float32)
-    return np.asarray(booster.inplace_predict(x), dtype=np.float64)
+    rounds = {} if trees is None else {"iteration_range": (0, trees)}
+    return np.asarray(booster.inplace_predict(x, **rounds), dtype=np.float64)
 
 
 def roc_auc(target: np.ndarray, score: np.ndarray) -> float:
@@ -245,15 +250,28 @@ def train(
                 f"no matched ttbar 4j2b events with {name} event numbers; "
                 "use more events (--max_events)"
             )
+    # one booster per parity and (depth, rate), with the most trees of the grid: the points
+    # with fewer trees are scored with its first trees (the same scores as their own boosters)
+    most: dict[tuple, int] = {}
+    for hp in hyper_grid:
+        key = (hp.max_depth, hp.learning_rate)
+        most[key] = max(most.get(key, 0), hp.n_estimators)
+    folds = {}
+    for name, part in parts.items():
+        val = (part.event // 2) % VALIDATION_FOLDS == 0
+        folds[name] = part.subset(~val), part.subset(val)
+    boosters: dict[tuple, object] = {}
     entries = []
     for i, hp in enumerate(hyper_grid):
         scores, targets = [], []
-        for part in parts.values():
-            val = (part.event // 2) % VALIDATION_FOLDS == 0
-            train_part, val_part = part.subset(~val), part.subset(val)
+        for name, (train_part, val_part) in folds.items():
             if len(val_part) == 0 or len(train_part) == 0:
                 continue
-            scores.append(predict(fit(train_part, hp, seed), val_part.features))
+            key = (hp.max_depth, hp.learning_rate, name)
+            if key not in boosters:
+                grown = HyperParams(most[key[:2]], hp.max_depth, hp.learning_rate)
+                boosters[key] = fit(train_part, grown, seed)
+            scores.append(predict(boosters[key], val_part.features, trees=hp.n_estimators))
             targets.append(val_part)
         metrics = (
             evaluate(np.concatenate(scores), TrainingSet.concatenate(targets)) if scores else {}

@@ -8,7 +8,9 @@ Writes into the directory --plots (created): stacked_4j1b (HT) and stacked_4j2b 
 the pseudo-data; ttbar_btag_variations_4j1b; ttbar_jet_energy_variations_4j2b; ml_features
 (the 20 BDT features, with --histograms_ml); pulls; prefit_4j1b, prefit_4j2b, postfit_4j1b,
 postfit_4j2b (stacked model, data, uncertainty band, data/model panel). Each as .png and .pdf,
-byte-reproducible. User errors: one line on stderr, exit 2.
+byte-reproducible. With more than one CPU, the figures are drawn in forked processes (the ML
+figure, half the work, in its own), each figure wholly in one, so the bytes are those drawn in
+sequence. User errors: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -40,16 +42,80 @@ INTERFACE = Interface(
 )
 
 
+MAX_PROCESSES = 4  # 10 figures, one of them half the work: more processes gain little
+
+
 def run(args: argparse.Namespace) -> list[str]:
+    from reanimate.analyses.agc import histfile, plotting
+
+    outdir = Path(args.plots)
+    outdir.mkdir(parents=True, exist_ok=True)
+    processes = _processes()
+    if processes == 1:  # in sequence: inputs read first, figures in order
+        hists = histfile.read_histograms(args.histograms)
+        ml = histfile.read_histograms(args.histograms_ml) if args.histograms_ml else None
+        jobs = _jobs(args, outdir, hists)
+        if ml is not None:
+            jobs.insert(4, (plotting.ml_features, (ml, outdir)))
+        return [name for fn, a in jobs for name in fn(*a)]
+    import multiprocessing
+
+    import uproot  # noqa: F401 - imported once, before the fork, as matplotlib and mplhep
+
+    plotting._plt()
+    pool = multiprocessing.get_context("fork").Pool(processes - 1)
+    try:
+        # the ML figure (about half the work) in a process of its own, started first
+        ml = pool.apply_async(_ml_figure, (args.histograms_ml, outdir)) if args.histograms_ml \
+            else None
+        jobs = _jobs(args, outdir, histfile.read_histograms(args.histograms))
+        spare = processes - 1 - (ml is not None)  # workers sharing the rest with this one
+        results = []
+        for i, (fn, a) in enumerate(jobs):
+            if ml is not None and ml.ready() and not ml.successful():
+                break  # its error is raised below, without drawing on
+            results.append(pool.apply_async(fn, a) if spare and i % (spare + 1) else fn(*a))
+        if ml is not None:
+            results.insert(4, ml)
+        written = [name for r in results for name in (r if isinstance(r, list) else r.get())]
+        pool.close()
+        return written
+    finally:
+        pool.terminate()  # at once on an error; after close(), the workers are done already
+        pool.join()
+
+
+def _processes() -> int:
+    """Processes to draw in: one per CPU of ours (at most MAX_PROCESSES), 1 without fork.
+
+    Each figure is drawn entirely in one process, from the same inputs and the same
+    matplotlib state as when drawn in sequence, so the bytes do not depend on the split.
+    """
+    import multiprocessing
+    import os
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1)
+    return max(1, min(cpus, MAX_PROCESSES))
+
+
+def _ml_figure(path: str, outdir: Path) -> list[str]:
+    from reanimate.analyses.agc import histfile, plotting
+
+    return plotting.ml_features(histfile.read_histograms(path), outdir)
+
+
+def _jobs(args: argparse.Namespace, outdir: Path, hists: dict) -> list[tuple]:
+    """Every figure but the ML one as (function, arguments), in the order they are written."""
     import numpy as np
 
-    from reanimate.analyses.agc import histfile, plotting
+    from reanimate.analyses.agc import plotting
     from reanimate.analyses.agc.statmodel_config import FIT_EDGES
     from reanimate.errors import ReanimateError
     from reanimate.statistics import fitting, jsonio, yields
 
-    hists = histfile.read_histograms(args.histograms)
-    ml = histfile.read_histograms(args.histograms_ml) if args.histograms_ml else None
     workspace = jsonio.read(args.workspace, "workspace")
     fit = jsonio.read(args.fit, "fit results")
     if not isinstance(fit, dict) or "parameters" not in fit or "correlation" not in fit:
@@ -62,18 +128,13 @@ def run(args: argparse.Namespace) -> list[str]:
             channel_edges = {c["name"]: np.asarray(c["edges"], float) for c in report["channels"]}
         except (TypeError, KeyError) as exc:
             raise ReanimateError(f"{args.report}: not a statmodel report ({exc})") from None
-    outdir = Path(args.plots)
-    outdir.mkdir(parents=True, exist_ok=True)
-    written = []
     for region in ("4j1b", "4j2b"):
         if f"{region}_ttbar" not in hists:
             raise ReanimateError(f"{args.histograms}: histogram {region}_ttbar not found")
-        written += plotting.stacked(hists, region, outdir, args.origin)
-    written += plotting.btag_variations(hists, outdir, args.origin)
-    written += plotting.jet_energy_variations(hists, outdir, args.origin)
-    if ml is not None:
-        written += plotting.ml_features(ml, outdir)
-    written += plotting.pulls(fit, outdir)
+    jobs = [(plotting.stacked, (hists, region, outdir, args.origin)) for region in ("4j1b", "4j2b")]
+    jobs += [(plotting.btag_variations, (hists, outdir, args.origin)),
+             (plotting.jet_energy_variations, (hists, outdir, args.origin)),
+             (plotting.pulls, (fit, outdir))]
     for stage, per_channel in (("pre", yields.prefit(model, data)),
                                ("post", yields.postfit(model, data, fit))):
         for ch in per_channel:
@@ -81,8 +142,8 @@ def run(args: argparse.Namespace) -> list[str]:
             edges = channel_edges.get(ch.channel)
             if edges is None or len(edges) != n + 1:
                 edges = np.asarray(FIT_EDGES) if n == len(FIT_EDGES) - 1 else np.arange(n + 1.0)
-            written += plotting.data_model(ch, edges, stage, outdir, args.origin)
-    return written
+            jobs.append((plotting.data_model, (ch, edges, stage, outdir, args.origin)))
+    return jobs
 
 
 def main(argv: list[str] | None = None) -> int:
