@@ -6,7 +6,7 @@ doc: AGC-like samples in the real NanoAOD schema, with a sha256 catalogue.
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
-    dockerImageId: sha256:0d46f041a0e074e3b59ab9af864e0792e2fc4535a25b01e0e8b3ac345524131f
+    dockerImageId: sha256:8c53c1ac105c6aa013110d622d1f361ee35258353f273d838fd32d9d3aa0866d
   ResourceRequirement:
     ramMin: 2048
 baseCommand:
