@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/throughput.py [--events 300000] [--workers 1]
         [--chunk_size 200000] [--base_events 300000] [--file_events N] [--data DIR]
-        [--ml [--ml_trees 100 --ml_depth 5]] [--rounds 3] [--memory 4Gi]
+        [--ml [--ml_trees 100 --ml_depth 5 | --ml_models DIR]] [--rounds 3] [--memory 4Gi]
 
 Builds ``--events`` ttbar events in a folder (generated NanoAOD-schema events when the generator
 is installed, ``--base_events`` generated and the file copied; else the real 200-event CMS file
@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ml_trees", type=int, default=100, help="(c): trees per model")
     p.add_argument("--ml_depth", type=int, default=5, help="(c): tree depth (the flagship's "
                    "training selects depth 3 from its grid)")
+    p.add_argument("--ml_models", type=Path, help="(c): a folder with model_even.json and "
+                   "model_odd.json instead of training (e.g. specs/models/agc-ttbar-jet-"
+                   "assignment/v1, the flagship's pinned models)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (min and median)")
     args = p.parse_args(argv)
 
@@ -206,8 +209,13 @@ def main(argv: list[str] | None = None) -> None:
 
             from reanimate.analyses.agc.ml import stage
 
-            even, odd, info = quick_models(data / "ttbar_base.root", data,
-                                           n_estimators=args.ml_trees, max_depth=args.ml_depth)
+            if args.ml_models:
+                even, odd = args.ml_models / "model_even.json", args.ml_models / "model_odd.json"
+                info = f"{args.ml_models}"
+            else:
+                even, odd, info = quick_models(data / "ttbar_base.root", data,
+                                               n_estimators=args.ml_trees,
+                                               max_depth=args.ml_depth)
             print(f"ML models: {info}", file=sys.stderr)
             ml_function = stage.chunk_function(stage.filler(even, odd))
         print(f"per function: events/s per core (wall) and per CPU-second of the workers, "
