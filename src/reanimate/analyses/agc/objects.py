@@ -59,7 +59,7 @@ class Collection:
     def read(cls, events: ak.Array, name: str, fields: tuple[str, ...]) -> Collection:
         counts, flat = None, {}
         for f in fields:
-            counts, flat[f] = _flat(events[f"{name}_{f}"])
+            counts, flat[f] = flat_jagged(events[f"{name}_{f}"])
         return cls(counts, flat)
 
     def take(self, events: np.ndarray) -> tuple[Collection, np.ndarray]:
@@ -82,7 +82,7 @@ class Collection:
         return passed[self.offsets[1:]] - passed[self.offsets[:-1]]
 
 
-def _flat(jagged: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+def flat_jagged(jagged: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     """(counts as int64, flat content) of a jagged array of numbers, without copies where
     uproot's list-offset layout allows."""
     layout = jagged.layout

@@ -12,6 +12,7 @@ import awkward as ak
 import numpy as np
 
 from reanimate.analyses.agc.ml.features import Jets, Leptons
+from reanimate.analyses.agc.objects import flat_jagged
 
 INFERENCE_BRANCHES: tuple[str, ...] = (
     "event",
@@ -34,20 +35,7 @@ TRAINING_BRANCHES: tuple[str, ...] = (
 
 def _flat(array) -> np.ndarray:
     """The flat content of a jagged array (a view where the layout allows: no copy)."""
-    layout = array.layout
-    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
-        layout.content, ak.contents.NumpyArray
-    ):
-        offsets = np.asarray(layout.offsets)
-        return np.asarray(layout.content.data)[offsets[0] : offsets[-1]]
-    return ak.to_numpy(ak.flatten(array, axis=1))
-
-
-def _counts(array) -> np.ndarray:
-    layout = array.layout
-    if isinstance(layout, ak.contents.ListOffsetArray):
-        return np.diff(np.asarray(layout.offsets))
-    return ak.to_numpy(ak.num(array, axis=1))
+    return flat_jagged(array)[1]
 
 
 def chunk_leptons(events: ak.Array) -> tuple[Leptons, np.ndarray]:
@@ -76,7 +64,7 @@ def chunk_leptons(events: ak.Array) -> tuple[Leptons, np.ndarray]:
                 & (_flat(events.Muon_sip3d) < 4)
                 & (_flat(events.Muon_pfRelIso04_all) < 0.15)
             )
-        counts = _counts(events[f"{prefix}_pt"])
+        counts = flat_jagged(events[f"{prefix}_pt"])[0]
         event = np.repeat(np.arange(n), counts)[ok]
         found += np.bincount(event, minlength=n)
         for f in out:
