@@ -6,7 +6,7 @@ doc: AGC-like samples in the real NanoAOD schema, with a sha256 catalogue.
 hints:
   DockerRequirement:
     dockerPull: reanimate/agc-analysis:0.1.0
-    dockerImageId: sha256:8c53c1ac105c6aa013110d622d1f361ee35258353f273d838fd32d9d3aa0866d
+    dockerImageId: sha256:4b3320951d8069abe32ea7e1359ceae3b7f1794683524d5790b9f56a643db9dc
   ResourceRequirement:
     ramMin: 2048
 baseCommand:
